@@ -1,0 +1,43 @@
+# Quick start: `make run` (set up, run the main job on data_samples/) and `make test`.
+# Torch: an installed torch in .venv is kept (bring a CUDA build for a GPU); otherwise
+# TORCH is installed first. Override: make TORCH="torch==2.13.0 --index-url ..." run
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.dipmed-installed
+
+.PHONY: setup system-deps run test lint samples clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install $(TORCH)
+	$(BIN)/python -m pip install -e ".[test,codecs]"
+	touch $(STAMP)
+
+# The main job over data_samples/ until the restoration workflow lands: describe each
+# sample, convert it to NIfTI, and the DICOM sample to a derived DICOM series.
+run: $(STAMP)
+	$(BIN)/dipmed info data_samples/sub-phantom01_T1w.nii.gz
+	$(BIN)/dipmed info data_samples/ct_phantom
+	$(BIN)/dipmed convert --overwrite data_samples/sub-phantom01_T1w.nii.gz results/sub-phantom01_T1w.nii.gz
+	$(BIN)/dipmed convert --overwrite data_samples/ct_phantom results/ct_phantom.nii.gz
+	$(BIN)/dipmed convert --overwrite data_samples/ct_phantom results/ct_phantom_derived
+
+# Debian tools some tests use (dciodvfy, dcm2niix); skipped with a note without root.
+system-deps:
+	bash .ci/system-deps
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check dipmed tests data_samples
+
+samples: $(STAMP)
+	$(BIN)/python data_samples/generate.py
+
+clean:
+	rm -rf results .pytest_cache

@@ -1,0 +1,146 @@
+"""The `dipmed` command line. Exit codes: 0 done, 2 bad input or usage, 1 unexpected."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dipmed import __version__
+from dipmed.errors import InputError
+from dipmed.io import find_series, read_volume, write_volume
+from dipmed.volume import Volume
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{message} (see: {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dipmed", description="Deep Image Prior restoration of 3D scans.")
+    parser.add_argument("--version", action="version", version=f"dipmed {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    info = commands.add_parser("info", help="describe a volume or list a folder's series")
+    info.add_argument("path", type=Path, help="NIfTI file, DICOM series folder or DICOM file")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_selection(info)
+    info.set_defaults(run=run_info)
+    convert = commands.add_parser("convert", help="convert between NIfTI and DICOM")
+    convert.add_argument("input", type=Path, help="NIfTI file, DICOM folder or DICOM file")
+    convert.add_argument(
+        "output",
+        type=Path,
+        help=".nii/.nii.gz for NIfTI; any other path: a folder for a derived "
+        "DICOM series (DICOM input only)",
+    )
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_selection(convert)
+    convert.set_defaults(run=run_convert)
+    return parser
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--series", help="SeriesNumber or SeriesInstanceUID, for a folder holding several series"
+    )
+    parser.add_argument("--volume", type=int, help="volume index (from 0) in a 4D input")
+
+
+def run_info(args: argparse.Namespace) -> None:
+    found = find_series(args.path)
+    if found is not None and len(found) > 1 and args.series is None:
+        listing = {
+            "path": str(args.path),
+            "format": "dicom",
+            "series": [s.summary() for s in found],
+        }
+        print(json.dumps(listing, indent=2) if args.json else _series_text(listing))
+        return
+    volume = read_volume(args.path, series=args.series, volume=args.volume)
+    description = describe(volume, args.path)
+    if found is not None:
+        description["series"] = [s.summary() for s in found]
+    print(json.dumps(description, indent=2) if args.json else _volume_text(description))
+
+
+def run_convert(args: argparse.Namespace) -> None:
+    volume = read_volume(args.input, series=args.series, volume=args.volume)
+    write_volume(
+        volume,
+        args.output,
+        input_path=args.input,
+        overwrite=args.overwrite,
+        label="dipmed convert",
+        derivation=f"re-encoded by dipmed convert {__version__}: no intensity change",
+    )
+    print(f"wrote {args.output}")
+
+
+def describe(volume: Volume, path: Path) -> dict:
+    """The facts `dipmed info` prints (no patient identifiers)."""
+    return {
+        "path": str(path),
+        "format": volume.meta.source_format,
+        "shape": list(volume.shape),
+        "spacing": [round(s, 6) for s in volume.spacing],
+        "affine": [[round(float(v), 6) for v in row] for row in volume.affine],
+        "orientation": volume.orientation,
+        "modality": volume.meta.modality,
+        "units": volume.meta.units,
+        "series_description": volume.meta.series_description,
+        "min": float(np.min(volume.array)),
+        "max": float(np.max(volume.array)),
+    }
+
+
+def _volume_text(d: dict) -> str:
+    lines = [
+        f"{d['path']}: {d['format']}",
+        f"  shape        {' x '.join(map(str, d['shape']))}",
+        f"  spacing      {' x '.join(f'{s:.4g}' for s in d['spacing'])} mm",
+        f"  orientation  {d['orientation']}",
+        f"  modality     {d['modality']}{' (' + d['units'] + ')' if d['units'] else ''}",
+        f"  range        {d['min']:.6g} .. {d['max']:.6g}",
+        "  affine       "
+        + "\n               ".join(" ".join(f"{v:10.4f}" for v in row) for row in d["affine"]),
+    ]
+    return "\n".join(lines)
+
+
+def _series_text(listing: dict) -> str:
+    rows = [
+        f"{listing['path']}: {len(listing['series'])} DICOM series "
+        "(choose one with --series NUMBER or --series UID)"
+    ]
+    rows += [
+        f"  {s['number'] or '?':>6}  {s['modality']:<4} {s['files']:>5} files  "
+        f"{s['description']!r}  {s['uid']}"
+        for s in listing["series"]
+    ]
+    return "\n".join(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        args.run(args)
+    except InputError as error:
+        print(f"dipmed: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dipmed: interrupted; no output was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+def main_exit() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

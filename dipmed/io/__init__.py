@@ -1,0 +1,110 @@
+"""The only code that touches image files: read any supported input, write any output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dipmed.errors import InputError
+from dipmed.io.dicom_read import DicomSource, read_series
+from dipmed.io.dicom_scan import Series, choose_series, read_header, scan_folder
+from dipmed.io.dicom_write import write_derived_series
+from dipmed.io.nifti import is_nifti_path, read_nifti, sidecar_path, write_nifti
+from dipmed.io.paths import atomic_output, check_output
+from dipmed.volume import Volume
+
+__all__ = ["DicomSource", "find_series", "read_volume", "write_volume", "output_format"]
+
+
+def find_series(path: Path) -> list[Series] | None:
+    """The image series in a DICOM folder or file; None for a NIfTI file."""
+    if not path.exists():
+        raise InputError(f"{path} does not exist; check the path")
+    if path.is_dir():
+        return scan_folder(path)
+    if is_nifti_path(path):
+        return None
+    header = read_header(path)
+    if header is None:
+        raise InputError(
+            f"{path} is neither NIfTI (.nii, .nii.gz) nor DICOM; point dipmed at "
+            "a NIfTI file, a DICOM series folder or a multi-frame DICOM file"
+        )
+    if "PixelData" not in header:
+        raise InputError(f"{path} holds no image pixel data; point dipmed at an image series")
+    return [
+        Series(
+            str(header.get("SeriesInstanceUID", "")),
+            str(header.get("SeriesNumber", "")),
+            str(header.get("SeriesDescription", "")),
+            str(header.get("Modality", "")),
+            (path,),
+            (header,),
+        )
+    ]
+
+
+def read_volume(path: Path, *, series: str | None = None, volume: int | None = None) -> Volume:
+    """Read a NIfTI file, a DICOM series folder, or a multi-frame/mosaic DICOM file."""
+    found = find_series(path)
+    if found is None:
+        if series is not None:
+            raise InputError(f"--series applies to DICOM input; {path} is NIfTI: drop it")
+        return read_nifti(path, volume_index=volume)
+    chosen = choose_series(found, series, path)
+    if path.is_file() and _is_single_slice(chosen):
+        raise InputError(f"{path} is one slice of a series; pass the folder holding the series")
+    return read_series(chosen, volume_index=volume)
+
+
+def output_format(path: Path) -> str:
+    """ "nifti" for .nii/.nii.gz paths, else "dicom" (a folder receiving a derived series)."""
+    return "nifti" if is_nifti_path(path) else "dicom"
+
+
+def write_volume(
+    volume: Volume,
+    output: Path,
+    *,
+    input_path: Path,
+    overwrite: bool = False,
+    label: str = "dipmed",
+    derivation: str = "dipmed",
+) -> None:
+    """Write atomically in the format the output path names; never over the input."""
+    check_output(input_path, output, overwrite=overwrite)
+    if output_format(output) == "nifti":
+        _write_nifti_with_sidecar(volume, output, input_path, overwrite, derivation)
+        return
+    if not isinstance(volume.source, DicomSource):
+        raise InputError(
+            f"DICOM output needs DICOM input; {input_path} is NIfTI: give an "
+            "output path ending .nii or .nii.gz"
+        )
+    with atomic_output(output) as temporary:
+        write_derived_series(volume, temporary, label=label, derivation=derivation)
+
+
+def _write_nifti_with_sidecar(
+    volume: Volume, output: Path, input_path: Path, overwrite: bool, derivation: str
+) -> None:
+    """NIfTI plus a BIDS-style JSON sidecar that keeps modality and units (no identifiers)."""
+    sidecar = sidecar_path(output)
+    check_output(input_path, sidecar, overwrite=overwrite)
+    fields = {
+        "Modality": volume.meta.modality,
+        "Units": volume.meta.units,
+        "SeriesDescription": volume.meta.series_description,
+        "SourceFormat": volume.meta.source_format,
+        "Description": derivation,
+    }
+    with atomic_output(output) as image_tmp, atomic_output(sidecar) as sidecar_tmp:
+        write_nifti(volume, image_tmp)
+        sidecar_tmp.write_text(json.dumps({k: v for k, v in fields.items() if v}, indent=2))
+
+
+def _is_single_slice(series: Series) -> bool:
+    header = series.headers[0]
+    return "PerFrameFunctionalGroupsSequence" not in header and "MOSAIC" not in [
+        str(v).upper() for v in header.get("ImageType", [])
+    ]

@@ -1,0 +1,72 @@
+"""The volume model: a float32 array (X, Y, Z), a 4x4 RAS affine, and metadata.
+
+Spacing and orientation are derived from the affine, never stored beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What is known about a volume beyond its voxels. Holds no patient identifiers."""
+
+    modality: str = "unknown"  # DICOM modality code: "CT", "MR", ... or "unknown"
+    units: str = ""  # intensity units: "HU" for CT, "" when arbitrary
+    source_format: str = ""  # "nifti" | "dicom"
+    series_description: str = ""
+    series_uid: str = ""
+    study_uid: str = ""
+    frame_of_reference_uid: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """A 3D scan.
+
+    Attributes:
+        array: float32 intensities indexed (X, Y, Z) = (i, j, k).
+        affine: 4x4 map from voxel index (i, j, k, 1) to RAS+ world millimetres.
+        meta: modality, units and identifiers of the series (no patient data).
+        source: the reader's handle (NIfTI header or DICOM headers) that writers reuse.
+    """
+
+    array: np.ndarray
+    affine: np.ndarray
+    meta: Meta = field(default_factory=Meta)
+    source: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.array.ndim != 3:
+            raise ValueError(f"Volume array must be 3D, got shape {self.array.shape}")
+        object.__setattr__(self, "array", np.asarray(self.array, dtype=np.float32))
+        object.__setattr__(self, "affine", np.asarray(self.affine, dtype=np.float64))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(n) for n in self.array.shape)  # type: ignore[return-value]
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm along each array axis (norms of the affine's columns)."""
+        return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))  # type: ignore[return-value]
+
+    @property
+    def orientation(self) -> str:
+        """Axis codes such as "RAS": where each array axis points in world space."""
+        return "".join(nib.orientations.aff2axcodes(self.affine))
+
+    def with_array(self, array: np.ndarray, affine: np.ndarray | None = None) -> Volume:
+        """The same scan with new voxels (and, for a new grid, a new affine)."""
+        return replace(self, array=array, affine=self.affine if affine is None else affine)
+
+
+def world_centre(volume: Volume) -> np.ndarray:
+    """RAS position (mm) of the centre of the volume's field of view."""
+    centre_index = (np.array(volume.shape) - 1) / 2.0
+    return volume.affine[:3, :3] @ centre_index + volume.affine[:3, 3]
