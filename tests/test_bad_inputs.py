@@ -221,3 +221,24 @@ def test_gzip_of_garbage_is_refused(tmp_path, capsys):
     path = tmp_path / "junk.nii.gz"
     path.write_bytes(gzip.compress(b"\x01" * 1000))
     _assert_refused(*run_cli(capsys, "info", path)[::2], "NIfTI")
+
+
+def test_a_failure_while_writing_leaves_nothing_and_keeps_the_old_output(
+    tmp_path, capsys, ct_series, monkeypatch
+):
+    import dipmed.io as io
+
+    target = tmp_path / "derived"
+    assert run_cli(capsys, "convert", ct_series, target)[0] == 0
+    stamp = digest(target)
+
+    def fail_halfway(volume, folder, **kwargs):
+        folder.mkdir()
+        (folder / "IM00001.dcm").write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io, "write_derived_series", fail_halfway)
+    with pytest.raises(OSError):
+        run_cli(capsys, "convert", ct_series, target, "--overwrite")
+    assert digest(target) == stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct_series", "derived"]
