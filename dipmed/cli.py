@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dipmed import __version__
+from dipmed.commands import add_restore_options, parse_factors, run_degrade, run_restore
 from dipmed.errors import InputError
 from dipmed.io import find_series, read_volume, write_volume
 from dipmed.volume import Volume
@@ -43,7 +44,51 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _add_selection(convert)
     convert.set_defaults(run=run_convert)
+    _add_restore_commands(commands)
     return parser
+
+
+def _add_restore_commands(commands) -> None:
+    denoise = commands.add_parser("denoise", help="denoise with a deep image prior")
+    add_restore_options(denoise)
+    sr = commands.add_parser("sr", help="super-resolve (e.g. thick slices) with a deep prior")
+    add_restore_options(sr)
+    sr.add_argument(
+        "--factor",
+        type=parse_factors,
+        required=True,
+        help="integer factor per array axis, e.g. 1,1,4 for 4x thinner slices",
+    )
+    inpaint = commands.add_parser("inpaint", help="fill masked voxels with a deep prior")
+    add_restore_options(inpaint)
+    inpaint.add_argument(
+        "--mask",
+        type=Path,
+        required=True,
+        help="volume on the input grid: 1 = known voxel, 0 = to fill",
+    )
+    for parser in (denoise, sr, inpaint):
+        parser.set_defaults(run=run_restore)
+    degrade = commands.add_parser("degrade", help="simulate noise and thick slices")
+    degrade.add_argument("input", type=Path, help="clean volume")
+    degrade.add_argument("output", type=Path, help="degraded volume (.nii.gz or folder)")
+    degrade.add_argument("--noise", choices=("gaussian", "rician"), default="gaussian")
+    degrade.add_argument(
+        "--sigma",
+        type=float,
+        default=0.0,
+        help="noise std as a fraction of the volume maximum (0.05 = 5%%)",
+    )
+    degrade.add_argument(
+        "--factor",
+        type=parse_factors,
+        default=(1, 1, 1),
+        help="box-average blocks of this many voxels per axis, e.g. 1,1,4",
+    )
+    degrade.add_argument("--seed", type=int, default=0, help="noise seed")
+    degrade.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_selection(degrade)
+    degrade.set_defaults(run=run_degrade)
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:

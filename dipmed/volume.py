@@ -70,3 +70,25 @@ def world_centre(volume: Volume) -> np.ndarray:
     """RAS position (mm) of the centre of the volume's field of view."""
     centre_index = (np.array(volume.shape) - 1) / 2.0
     return volume.affine[:3, :3] @ centre_index + volume.affine[:3, 3]
+
+
+def refine_affine(affine: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
+    """Affine of a grid `factors` times finer over the same physical extent.
+
+    Thick voxel j covers thin voxels j*f .. j*f + f - 1, centred within it: thin index i
+    sits at thick index (i + 0.5) / f - 0.5. One thick slice becomes f thin slices.
+    """
+    f = np.asarray(factors, dtype=np.float64)
+    to_thick = np.eye(4)
+    to_thick[:3, :3] = np.diag(1.0 / f)
+    to_thick[:3, 3] = 0.5 / f - 0.5
+    return affine @ to_thick
+
+
+def coarsen_affine(affine: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
+    """The inverse of `refine_affine`: the grid of blocks of `factors` voxels."""
+    f = np.asarray(factors, dtype=np.float64)
+    to_thin = np.eye(4)
+    to_thin[:3, :3] = np.diag(f)
+    to_thin[:3, 3] = (f - 1) / 2
+    return affine @ to_thin

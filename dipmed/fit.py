@@ -1,0 +1,151 @@
+"""The DIP fit loop: arrays in, result out; no files, no printing.
+
+    theta* = argmin_theta  L(A(f_theta(z + eta)), y),   eta ~ N(0, perturb^2) each step
+
+One "epoch" renders every slice once (in 3D mode, one step). After each epoch the output
+EMA is updated, the stopping rule observes it, and the best iterate is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from dipmed.losses import Loss
+from dipmed.prior import DeepPrior
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    max_iters: int = 2000  # iteration cap (epochs)
+    learning_rate: float = 0.01  # Adam step size
+    perturb: float = 1 / 30  # std of the noise added to z at every step (DIP default)
+    ema: float = 0.99  # output exponential moving average decay (0 disables it)
+    batch_slices: int = 0  # 2D mode: slices per step (0: all at once)
+    time_limit_s: float = 0.0  # wall-clock limit in seconds (0: none)
+    log_every: int = 50  # epochs between progress reports
+
+
+@dataclass(frozen=True)
+class Progress:
+    iteration: int
+    max_iters: int
+    loss: float
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The restored volume (normalised units, X Y Z) and how the fit went."""
+
+    output: np.ndarray
+    best_iteration: int  # the iterate returned
+    iterations: int  # epochs run
+    stop_reason: str  # "rule" | "max_iters" | "time_limit"
+    seconds: float
+    losses: np.ndarray = field(repr=False)  # training loss per epoch
+    misfits: np.ndarray = field(repr=False)  # mean((A(x) - y)^2) per epoch, normalised units
+    peak_memory_bytes: int = 0  # CUDA only
+
+
+def fit(
+    prior: DeepPrior,
+    measurement: torch.Tensor,
+    operator,
+    loss_fn: Loss,
+    stopper,
+    settings: FitSettings,
+    *,
+    generator: torch.Generator,
+    progress: Callable[[Progress], None] | None = None,
+) -> FitResult:
+    """Fit `prior` so that A(prior()) matches `measurement` (shape (1, 1, X, Y, Z))."""
+    optimizer = torch.optim.Adam(prior.parameters(), lr=settings.learning_rate)
+    device = measurement.device
+    current = torch.zeros((1, 1, *prior.shape), device=device)
+    ema, best = torch.zeros_like(current), None
+    losses, misfits, best_iteration, reason = [], [], 0, "max_iters"
+    start = time.perf_counter()
+    for iteration in range(1, settings.max_iters + 1):
+        epoch_loss = epoch_misfit = 0.0
+        for index in _batches(prior, settings.batch_slices, generator):
+            out, loss, misfit = _step(
+                prior,
+                index,
+                measurement,
+                operator,
+                loss_fn,
+                optimizer,
+                settings.perturb,
+                generator,
+                device,
+            )
+            _place(current, out, index, prior.axis)
+            share = (1 if index is None else len(index)) / prior.slice_count
+            epoch_loss += loss * share
+            epoch_misfit += misfit * share
+        ema.lerp_(current, 1 - settings.ema)
+        # bias-corrected like Adam's moments: early iterates are not dragged toward zero
+        smoothed = ema / (1 - settings.ema**iteration) if settings.ema > 0 else current
+        losses.append(epoch_loss)
+        misfits.append(epoch_misfit)
+        decision = stopper.observe(iteration, epoch_misfit, smoothed)
+        if decision.is_best:
+            best, best_iteration = smoothed.clone(), iteration
+        elapsed = time.perf_counter() - start
+        if progress and (iteration % settings.log_every == 0 or decision.stop):
+            progress(Progress(iteration, settings.max_iters, epoch_loss, elapsed))
+        if decision.stop:
+            reason = "rule"
+            break
+        if settings.time_limit_s and elapsed > settings.time_limit_s:
+            reason = "time_limit"
+            break
+    return FitResult(
+        output=best[0, 0].float().cpu().numpy(),
+        best_iteration=best_iteration,
+        iterations=len(losses),
+        stop_reason=reason,
+        seconds=time.perf_counter() - start,
+        losses=np.asarray(losses),
+        misfits=np.asarray(misfits),
+        peak_memory_bytes=_peak_memory(device),
+    )
+
+
+def _step(prior, index, measurement, operator, loss_fn, optimizer, perturb, generator, device):
+    target = measurement if index is None else measurement.index_select(2 + prior.axis, index)
+    op = operator if index is None else operator.take(prior.axis, index)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        out = prior(index, perturb=perturb, generator=generator)
+    out = out.float()
+    predicted = op.forward(out)
+    loss = loss_fn(predicted, target)
+    misfit = torch.mean((predicted.detach() - target) ** 2)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return out.detach(), float(loss.detach()), float(misfit)
+
+
+def _batches(prior: DeepPrior, size: int, generator: torch.Generator):
+    count = prior.slice_count
+    if prior.mode == "3d" or size <= 0 or size >= count:
+        return [None] if prior.mode == "3d" else [torch.arange(count)]
+    order = torch.randperm(count, generator=generator)
+    return [order[i : i + size].sort().values for i in range(0, count, size)]
+
+
+def _place(volume: torch.Tensor, out: torch.Tensor, index, axis: int) -> None:
+    if index is None:
+        volume.copy_(out)
+    else:
+        volume.index_copy_(2 + axis, index.to(volume.device), out)
+
+
+def _peak_memory(device: torch.device) -> int:
+    return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else 0

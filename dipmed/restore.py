@@ -1,0 +1,192 @@
+"""Wiring: a Volume and a task -> normalised measurement, operator, prior, stop -> fit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dipmed.anchor import make_anchor
+from dipmed.config import RestoreConfig
+from dipmed.errors import InputError
+from dipmed.fit import FitResult, Progress, fit
+from dipmed.losses import make_loss
+from dipmed.noise import estimate_sigma
+from dipmed.operators import Downsample, Identity, Mask
+from dipmed.prior import DeepPrior
+from dipmed.stopping import DiscrepancyStop, NoStop, VarianceStop
+from dipmed.volume import Volume, refine_affine
+
+MIN_SIZE = 16  # BasicUNet needs >= 16 voxels along every axis it convolves
+
+
+@dataclass(frozen=True)
+class Task:
+    """What to restore: "denoise", "sr" (with factors) or "inpaint" (with a 0/1 mask)."""
+
+    kind: str
+    factors: tuple[int, int, int] = (1, 1, 1)
+    mask: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """x_norm = (x - offset) / scale, with the 0.5 and 99.5 percentiles mapped to 0 and 1."""
+
+    offset: float
+    scale: float
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> Normaliser:
+        low, high = (float(v) for v in np.percentile(array, [0.5, 99.5]))
+        return cls(low, high - low if high > low else 1.0)
+
+    def forward(self, array: np.ndarray) -> np.ndarray:
+        return ((array - self.offset) / self.scale).astype(np.float32)
+
+    def inverse(self, array: np.ndarray) -> np.ndarray:
+        return (array * self.scale + self.offset).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Restoration:
+    volume: Volume  # on the output grid, in the input's units
+    fit: FitResult
+    sigma: float  # noise std used (image units)
+    sigma_estimated: bool
+    mode: str
+    slice_axis: int
+    loss: str
+    device: str
+
+
+def restore(
+    volume: Volume,
+    task: Task,
+    config: RestoreConfig,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+) -> Restoration:
+    """Restore `volume` by fitting a deep prior to it (see DESIGN: data flow)."""
+    device = pick_device(config.device)
+    operator = make_operator(task, config)
+    out_shape = tuple(n * f for n, f in zip(volume.shape, task.factors, strict=True))
+    mode, axis = pick_mode(out_shape, task.factors, config, device)
+    normaliser = Normaliser.of(volume.array)
+    measured = normaliser.forward(volume.array)
+    sigma, estimated = _sigma(measured, volume, task, config, normaliser)
+    loss_name = (
+        config.loss
+        if config.loss != "auto"
+        else ("rician" if volume.meta.modality == "MR" else "mse")
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    anchor = None
+    if config.anchor == "lowpass":
+        anchor = make_anchor(
+            measured, task.kind, out_shape=out_shape, sigma_vox=config.anchor_sigma, mask=task.mask
+        )
+        anchor = torch.from_numpy(anchor)
+    prior = DeepPrior(
+        out_shape, mode=mode, axis=axis, config=config.network, generator=generator, anchor=anchor
+    ).to(device)
+    target = torch.from_numpy(measured)[None, None].to(device)
+    stopper = make_stopper(config, sigma / normaliser.scale, task)
+    result = fit(
+        prior,
+        target,
+        operator,
+        make_loss(loss_name, sigma=sigma / normaliser.scale),
+        stopper,
+        config.fit,
+        generator=generator,
+        progress=progress,
+    )
+    restored = normaliser.inverse(result.output)
+    affine = refine_affine(volume.affine, task.factors) if task.kind == "sr" else volume.affine
+    return Restoration(
+        volume.with_array(restored, affine),
+        result,
+        sigma,
+        estimated,
+        mode,
+        axis,
+        loss_name,
+        str(device),
+    )
+
+
+def make_operator(task: Task, config: RestoreConfig):
+    if task.kind == "denoise":
+        return Identity()
+    if task.kind == "sr":
+        return Downsample(task.factors, profile=config.slice_profile)
+    if task.kind == "inpaint" and task.mask is not None:
+        return Mask(torch.from_numpy((task.mask > 0).astype(np.float32)))
+    raise ValueError(f"unknown task {task}")
+
+
+def make_stopper(config: RestoreConfig, sigma_normalised: float, task: Task):
+    if config.stop == "none":
+        return NoStop()
+    if config.stop == "variance":
+        return VarianceStop(patience=config.stop_patience)
+    variance = max(sigma_normalised, 1e-6) ** 2
+    return DiscrepancyStop(noise_variance=variance, tau=config.stop_tau)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto"
+        )
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return torch.device(name)
+
+
+def pick_mode(
+    shape: tuple[int, ...], factors: tuple[int, ...], config: RestoreConfig, device: torch.device
+) -> tuple[str, int]:
+    """3D when it fits the device's budget, else 2D along an axis that is not downsampled."""
+    axis = config.slice_axis if config.slice_axis >= 0 else _auto_axis(shape, factors)
+    if factors[axis] != 1:
+        raise InputError(
+            f"slice_axis {axis} is downsampled (factor {factors[axis]}); "
+            "2D mode needs slices along an axis with factor 1"
+        )
+    mode = config.mode
+    if mode == "auto":
+        mode = "3d" if np.prod(shape) <= _max_3d_voxels(device, config) else "2d"
+    convolved = shape if mode == "3d" else [n for i, n in enumerate(shape) if i != axis]
+    if min(convolved) < 1:
+        raise InputError(f"volume of shape {shape} is empty")
+    return mode, axis
+
+
+def _auto_axis(shape: tuple[int, ...], factors: tuple[int, ...]) -> int:
+    candidates = [i for i in range(3) if factors[i] == 1]
+    if not candidates:
+        raise InputError("every axis is downsampled; 2D mode needs one axis with factor 1")
+    return min(candidates, key=lambda i: shape[i]) if max(factors) == 1 else candidates[0]
+
+
+def _max_3d_voxels(device: torch.device, config: RestoreConfig) -> float:
+    """Voxels a 3D fit may take: measured ~ features[0] * 60 bytes per voxel (fwd + bwd)."""
+    per_voxel = config.network.features[0] * 60.0
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return 0.6 * free / per_voxel
+    return 128.0**3  # on a CPU, a bigger 3D fit is too slow to be useful
+
+
+def _sigma(measured, volume, task, config, normaliser) -> tuple[float, bool]:
+    if config.noise_sigma > 0:
+        return config.noise_sigma, False
+    foreground = volume.meta.modality == "MR"
+    sigma = estimate_sigma(measured, foreground_only=foreground) * normaliser.scale
+    return max(sigma, 1e-6 * normaliser.scale), True
