@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dipmed-installed
 
-.PHONY: setup system-deps run test lint samples clean
+.PHONY: setup system-deps run test lint samples bench clean
 
 setup: $(STAMP)
 
@@ -34,7 +34,12 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check dipmed tests data_samples
+	$(BIN)/ruff check dipmed tests data_samples benchmarks
+
+# Quality and speed against BM4D, NLM, TV, interpolation (needs ../shared/data).
+bench: $(STAMP)
+	$(BIN)/python -m pip install -e ".[bench]"
+	$(BIN)/python benchmarks/run.py --size $(or $(SIZE),small)
 
 samples: $(STAMP)
 	$(BIN)/python data_samples/generate.py

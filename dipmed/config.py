@@ -24,10 +24,10 @@ class RestoreConfig:
     slice_axis: int = -1  # 2D mode: array axis to slice along (-1: auto, never a downsampled one)
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0  # one seed for weights, network input and perturbations
-    loss: str = "auto"  # auto (rician for MR, mse otherwise) | mse | l1 | rician
+    loss: str = "mse"  # mse | l1 | rician (MR magnitude data; opt-in until benchmarked)
     noise_sigma: float = 0.0  # noise std in image units (HU for CT); 0: estimate it
     stop: str = "discrepancy"  # discrepancy | variance | none
-    stop_tau: float = 1.0  # discrepancy: stop at misfit <= tau * sigma^2
+    stop_tau: float = 0.85  # discrepancy: stop at misfit <= tau * sigma^2 (see stopping.py)
     stop_patience: int = 100  # variance: epochs without a new minimum before stopping
     slice_profile: str = "box"  # super-resolution slice profile: box | gaussian
     anchor: str = "lowpass"  # lowpass: fit a correction to the task's classical baseline | none
@@ -38,7 +38,7 @@ class RestoreConfig:
     def __post_init__(self) -> None:
         _choice("mode", self.mode, ("2d", "3d", "auto"))
         _choice("device", self.device, ("auto", "cpu", "cuda"))
-        _choice("loss", self.loss, ("auto", "mse", "l1", "rician"))
+        _choice("loss", self.loss, ("mse", "l1", "rician"))
         _choice("stop", self.stop, ("discrepancy", "variance", "none"))
         _choice("slice_profile", self.slice_profile, ("box", "gaussian"))
         _choice("slice_axis", self.slice_axis, (-1, 0, 1, 2))

@@ -24,10 +24,11 @@ class FitSettings:
     max_iters: int = 2000  # iteration cap (epochs)
     learning_rate: float = 0.01  # Adam step size
     perturb: float = 1 / 30  # std of the noise added to z at every step (DIP default)
-    ema: float = 0.99  # output exponential moving average decay (0 disables it)
+    ema: float = 0.9  # output exponential moving average decay (0 disables it)
     batch_slices: int = 0  # 2D mode: slices per step (0: all at once)
     time_limit_s: float = 0.0  # wall-clock limit in seconds (0: none)
     log_every: int = 50  # epochs between progress reports
+    run_past_stop: bool = False  # benchmarks: go on to the cap after the rule fires
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class FitResult:
 
     output: np.ndarray
     best_iteration: int  # the iterate returned
-    iterations: int  # epochs run
+    iterations: int  # epochs run until the stop
     stop_reason: str  # "rule" | "max_iters" | "time_limit"
     seconds: float
     losses: np.ndarray = field(repr=False)  # training loss per epoch
@@ -62,59 +63,78 @@ def fit(
     *,
     generator: torch.Generator,
     progress: Callable[[Progress], None] | None = None,
+    monitor: Callable[[int, torch.Tensor], None] | None = None,
 ) -> FitResult:
-    """Fit `prior` so that A(prior()) matches `measurement` (shape (1, 1, X, Y, Z))."""
+    """Fit `prior` so that A(prior()) matches `measurement` (shape (1, 1, X, Y, Z)).
+
+    `monitor(iteration, smoothed_output)` sees every epoch's output (benchmarks use it
+    with a reference); with `settings.run_past_stop` the loop goes on to the cap after
+    the rule fires, but still returns the iterate the rule chose.
+    """
     optimizer = torch.optim.Adam(prior.parameters(), lr=settings.learning_rate)
     device = measurement.device
     current = torch.zeros((1, 1, *prior.shape), device=device)
     ema, best = torch.zeros_like(current), None
-    losses, misfits, best_iteration, reason = [], [], 0, "max_iters"
-    start = time.perf_counter()
+    losses, misfits, best_iteration, stopped_at = [], [], 0, None
+    reason, start = "max_iters", time.perf_counter()
     for iteration in range(1, settings.max_iters + 1):
-        epoch_loss = epoch_misfit = 0.0
-        for index in _batches(prior, settings.batch_slices, generator):
-            out, loss, misfit = _step(
-                prior,
-                index,
-                measurement,
-                operator,
-                loss_fn,
-                optimizer,
-                settings.perturb,
-                generator,
-                device,
-            )
-            _place(current, out, index, prior.axis)
-            share = (1 if index is None else len(index)) / prior.slice_count
-            epoch_loss += loss * share
-            epoch_misfit += misfit * share
+        loss, misfit = _epoch(
+            prior, current, measurement, operator, loss_fn, optimizer, settings, generator
+        )
         ema.lerp_(current, 1 - settings.ema)
         # bias-corrected like Adam's moments: early iterates are not dragged toward zero
         smoothed = ema / (1 - settings.ema**iteration) if settings.ema > 0 else current
-        losses.append(epoch_loss)
-        misfits.append(epoch_misfit)
-        decision = stopper.observe(iteration, epoch_misfit, smoothed)
-        if decision.is_best:
-            best, best_iteration = smoothed.clone(), iteration
+        losses.append(loss)
+        misfits.append(misfit)
+        if monitor is not None:
+            monitor(iteration, smoothed)
+        if stopped_at is None:
+            decision = stopper.observe(iteration, misfit, smoothed)
+            if decision.is_best:
+                best, best_iteration = smoothed.clone(), iteration
+            if decision.stop:
+                stopped_at, reason = (iteration, time.perf_counter() - start), "rule"
         elapsed = time.perf_counter() - start
-        if progress and (iteration % settings.log_every == 0 or decision.stop):
-            progress(Progress(iteration, settings.max_iters, epoch_loss, elapsed))
-        if decision.stop:
-            reason = "rule"
+        if progress and (iteration % settings.log_every == 0 or iteration == stopped_at):
+            progress(Progress(iteration, settings.max_iters, loss, elapsed))
+        if stopped_at is not None and not settings.run_past_stop:
             break
         if settings.time_limit_s and elapsed > settings.time_limit_s:
-            reason = "time_limit"
+            reason = "time_limit" if stopped_at is None else reason
             break
+    iterations, seconds = stopped_at or (len(losses), time.perf_counter() - start)
     return FitResult(
         output=best[0, 0].float().cpu().numpy(),
         best_iteration=best_iteration,
-        iterations=len(losses),
+        iterations=iterations,
         stop_reason=reason,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
         losses=np.asarray(losses),
         misfits=np.asarray(misfits),
         peak_memory_bytes=_peak_memory(device),
     )
+
+
+def _epoch(prior, current, measurement, operator, loss_fn, optimizer, settings, generator):
+    """One pass over every slice (one step in 3D mode); returns mean loss and misfit."""
+    epoch_loss = epoch_misfit = 0.0
+    for index in _batches(prior, settings.batch_slices, generator):
+        out, loss, misfit = _step(
+            prior,
+            index,
+            measurement,
+            operator,
+            loss_fn,
+            optimizer,
+            settings.perturb,
+            generator,
+            measurement.device,
+        )
+        _place(current, out, index, prior.axis)
+        share = (1 if index is None else len(index)) / prior.slice_count
+        epoch_loss += loss * share
+        epoch_misfit += misfit * share
+    return epoch_loss, epoch_misfit
 
 
 def _step(prior, index, measurement, operator, loss_fn, optimizer, perturb, generator, device):

@@ -68,8 +68,13 @@ def restore(
     config: RestoreConfig,
     *,
     progress: Callable[[Progress], None] | None = None,
+    monitor: Callable[[int, np.ndarray], None] | None = None,
 ) -> Restoration:
-    """Restore `volume` by fitting a deep prior to it (see DESIGN: data flow)."""
+    """Restore `volume` by fitting a deep prior to it (see DESIGN: data flow).
+
+    `monitor(iteration, output)` receives every epoch's output in image units (for
+    benchmarks with a reference; it costs a device-to-host copy per epoch).
+    """
     device = pick_device(config.device)
     operator = make_operator(task, config)
     out_shape = tuple(n * f for n, f in zip(volume.shape, task.factors, strict=True))
@@ -77,11 +82,7 @@ def restore(
     normaliser = Normaliser.of(volume.array)
     measured = normaliser.forward(volume.array)
     sigma, estimated = _sigma(measured, volume, task, config, normaliser)
-    loss_name = (
-        config.loss
-        if config.loss != "auto"
-        else ("rician" if volume.meta.modality == "MR" else "mse")
-    )
+    loss_name = config.loss
     generator = torch.Generator().manual_seed(config.seed)
     anchor = None
     if config.anchor == "lowpass":
@@ -103,6 +104,7 @@ def restore(
         config.fit,
         generator=generator,
         progress=progress,
+        monitor=_in_image_units(monitor, normaliser),
     )
     restored = normaliser.inverse(result.output)
     affine = refine_affine(volume.affine, task.factors) if task.kind == "sr" else volume.affine
@@ -115,6 +117,14 @@ def restore(
         axis,
         loss_name,
         str(device),
+    )
+
+
+def _in_image_units(monitor, normaliser: Normaliser):
+    if monitor is None:
+        return None
+    return lambda iteration, output: monitor(
+        iteration, normaliser.inverse(output[0, 0].float().cpu().numpy())
     )
 
 

@@ -13,7 +13,7 @@ RUFF = Path(sys.executable).parent / "ruff"  # installed beside python by the te
 @pytest.mark.skipif(not RUFF.exists(), reason="ruff not installed (pip install -e .[test])")
 def test_ruff_is_clean():
     result = subprocess.run(
-        [str(RUFF), "check", "dipmed", "tests", "data_samples"],
+        [str(RUFF), "check", "dipmed", "tests", "data_samples", "benchmarks"],
         cwd=ROOT,
         capture_output=True,
         text=True,
