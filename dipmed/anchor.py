@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
 _FILL_SIGMA_VOX = 2.0  # inpainting: reach of the Gaussian that spreads known voxels
+_SIGMA_CANDIDATES_VOX = (0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
 
 
 def make_anchor(
@@ -22,9 +23,15 @@ def make_anchor(
     *,
     out_shape: tuple[int, int, int],
     sigma_vox: float,
+    noise_sigma: float,
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The anchor on the output grid, in the measurement's (normalised) units."""
+    """The anchor on the output grid, in the measurement's (normalised) units.
+
+    `sigma_vox` 0 chooses the smoothing by the discrepancy principle (`smoothing_for`).
+    """
+    if sigma_vox <= 0 and kind in ("denoise", "inpaint"):
+        sigma_vox = smoothing_for(measured, noise_sigma)
     if kind == "denoise":
         return _smooth(measured, sigma_vox)
     if kind == "sr":
@@ -32,6 +39,22 @@ def make_anchor(
     if kind == "inpaint" and mask is not None:
         return _smooth(fill_masked(measured, mask), sigma_vox)
     raise ValueError(f"no anchor for task {kind!r}")
+
+
+def smoothing_for(measured: np.ndarray, noise_sigma: float) -> float:
+    """The widest Gaussian (voxels) that removes no more than the noise.
+
+    Discrepancy principle for the anchor: mean((y - G_s * y)^2) grows with s; take the
+    largest candidate s whose residual stays within the noise variance, so the anchor
+    loses little anatomy (fine CT detail) yet removes much noise (noisy MR).
+    """
+    chosen = _SIGMA_CANDIDATES_VOX[0]
+    for candidate in _SIGMA_CANDIDATES_VOX:
+        residual = float(np.mean((measured - _smooth(measured, candidate)) ** 2))
+        if residual > noise_sigma**2:
+            break
+        chosen = candidate
+    return chosen
 
 
 def upsample_linear(array: np.ndarray, out_shape: tuple[int, int, int]) -> np.ndarray:

@@ -31,7 +31,7 @@ class RestoreConfig:
     stop_patience: int = 100  # variance: epochs without a new minimum before stopping
     slice_profile: str = "box"  # super-resolution slice profile: box | gaussian
     anchor: str = "lowpass"  # lowpass: fit a correction to the task's classical baseline | none
-    anchor_sigma: float = 1.0  # denoising/inpainting anchor: Gaussian std in voxels
+    anchor_sigma: float = 0.0  # anchor Gaussian std in voxels; 0: widest within the noise
     network: NetworkConfig = field(default_factory=NetworkConfig)
     fit: FitSettings = field(default_factory=FitSettings)
 

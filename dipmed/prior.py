@@ -5,7 +5,7 @@ and the output cropped back. 2D mode: one 2D generator shared by all slices alon
 `axis`; z holds one input per slice, and `forward(index)` renders a batch of slices.
 Either way the output is a (1, 1, X', Y', Z') tensor: the volume, or the sub-volume of
 the chosen slices along `axis`. With an anchor (see anchor.py) the generator's last
-layer starts at zero, so the first output is the anchor itself.
+layer starts near zero, so the first output is (almost) the anchor itself.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from dipmed.networks import NetworkConfig, build_generator, padded_size
+
+_ANCHORED_OUTPUT_SCALE = 1e-3  # initial size of the generator's output next to an anchor
 
 
 class DeepPrior(nn.Module):
@@ -40,8 +42,11 @@ class DeepPrior(nn.Module):
         self.register_buffer("z", z * config.input_scale)
         self.register_buffer("anchor", None if anchor is None else anchor.reshape(1, 1, *shape))
         if anchor is not None:
-            nn.init.zeros_(self.net.final_conv.weight)
-            nn.init.zeros_(self.net.final_conv.bias)
+            # Near zero, not zero: exactly zero weights would block every gradient to the
+            # layers below (a long plateau); Adam's updates do not shrink with the scale.
+            with torch.no_grad():
+                self.net.final_conv.weight.mul_(_ANCHORED_OUTPUT_SCALE)
+                self.net.final_conv.bias.zero_()
 
     @property
     def slice_count(self) -> int:

@@ -87,7 +87,12 @@ def restore(
     anchor = None
     if config.anchor == "lowpass":
         anchor = make_anchor(
-            measured, task.kind, out_shape=out_shape, sigma_vox=config.anchor_sigma, mask=task.mask
+            measured,
+            task.kind,
+            out_shape=out_shape,
+            sigma_vox=config.anchor_sigma,
+            noise_sigma=sigma / normaliser.scale,
+            mask=task.mask,
         )
         anchor = torch.from_numpy(anchor)
     prior = DeepPrior(

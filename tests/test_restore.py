@@ -84,9 +84,22 @@ def test_the_same_seed_gives_identical_output_on_cpu(noisy_phantom):
 
 
 def test_one_iteration_with_an_anchor_returns_the_anchor(noisy_phantom):
+    from scipy.ndimage import gaussian_filter
+
     _, noisy = noisy_phantom
     config = load_config(
-        None, mode="2d", stop="none", anchor_sigma=0.0, **{"fit.max_iters": 1, "fit.ema": 0.0}
+        None, mode="2d", stop="none", anchor_sigma=0.7, **{"fit.max_iters": 1, "fit.ema": 0.0}
     )
     result = restore(Volume(noisy, np.eye(4)), Task("denoise"), config)
-    np.testing.assert_allclose(result.volume.array, noisy, atol=1e-5)
+    anchor = gaussian_filter(noisy, 0.7, mode="nearest")
+    np.testing.assert_allclose(result.volume.array, anchor, atol=0.01)
+
+
+def test_the_automatic_anchor_is_gentle_on_weak_noise_and_strong_on_heavy_noise():
+    from dipmed.anchor import smoothing_for
+
+    clean = head_phantom((32, 30, 28))
+    rng = np.random.default_rng(5)
+    light = smoothing_for(add_noise(clean, 0.01, "gaussian", rng), 0.01)
+    heavy = smoothing_for(add_noise(clean, 0.2, "gaussian", rng), 0.2)
+    assert light < heavy

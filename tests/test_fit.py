@@ -1,0 +1,68 @@
+"""The fit loop's contract: stop rule, iteration cap, time limit, monitor."""
+
+from __future__ import annotations
+
+import torch
+
+from dipmed.fit import FitSettings, fit
+from dipmed.losses import make_loss
+from dipmed.networks import NetworkConfig
+from dipmed.operators import Identity
+from dipmed.prior import DeepPrior
+from dipmed.stopping import Decision, NoStop
+
+NET = NetworkConfig(features=(4, 4, 8, 8, 16, 4), input_channels=2)
+
+
+class StopAt:
+    """A rule that fires at a fixed iteration and names an earlier best."""
+
+    def __init__(self, stop: int, best: int):
+        self.stop_at, self.best = stop, best
+
+    def observe(self, iteration, misfit, output):
+        return Decision(is_best=iteration <= self.best, stop=iteration == self.stop_at)
+
+
+def _fit(stopper, **settings):
+    generator = torch.Generator().manual_seed(0)
+    prior = DeepPrior((16, 17, 3), mode="2d", axis=2, config=NET, generator=generator)
+    target = torch.rand((1, 1, 16, 17, 3), generator=generator)
+    seen = []
+    result = fit(
+        prior,
+        target,
+        Identity(),
+        make_loss("mse", sigma=0.1),
+        stopper,
+        FitSettings(**settings),
+        generator=generator,
+        monitor=lambda i, out: seen.append(i),
+    )
+    return result, seen
+
+
+def test_the_rule_stops_the_fit_and_its_best_iterate_is_returned():
+    result, seen = _fit(StopAt(stop=6, best=4), max_iters=20)
+    assert (result.iterations, result.best_iteration, result.stop_reason) == (6, 4, "rule")
+    assert seen == list(range(1, 7)) and len(result.losses) == 6
+
+
+def test_run_past_stop_goes_to_the_cap_but_keeps_the_rules_choice():
+    stopped, _ = _fit(StopAt(stop=6, best=4), max_iters=20)
+    result, seen = _fit(StopAt(stop=6, best=4), max_iters=20, run_past_stop=True)
+    assert len(seen) == 20 and len(result.losses) == 20
+    assert (result.iterations, result.best_iteration) == (6, 4)
+    assert torch.equal(torch.from_numpy(result.output), torch.from_numpy(stopped.output))
+
+
+def test_cap_and_time_limit():
+    result, _ = _fit(NoStop(), max_iters=5)
+    assert (result.iterations, result.stop_reason) == (5, "max_iters")
+    result, _ = _fit(NoStop(), max_iters=10_000, time_limit_s=1e-9)
+    assert result.stop_reason == "time_limit" and result.iterations == 1
+
+
+def test_misfit_falls_while_fitting():
+    result, _ = _fit(NoStop(), max_iters=30, learning_rate=0.02)
+    assert result.misfits[-1] < result.misfits[0]
