@@ -17,18 +17,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e ".[test,codecs]"
 	touch $(STAMP)
 
-# The main job over data_samples/ until the restoration workflow lands: describe each
-# sample, convert it to NIfTI, and the DICOM sample to a derived DICOM series.
+# The main job over data_samples/ until the Snakemake workflow lands: describe each
+# sample, convert it, and restore both (capped iterations so a 2-core CPU finishes in
+# minutes; drop --max-iters for a full fit).
 run: $(STAMP)
 	$(BIN)/dipmed info data_samples/sub-phantom01_T1w.nii.gz
 	$(BIN)/dipmed info data_samples/ct_phantom
-	$(BIN)/dipmed convert --overwrite data_samples/sub-phantom01_T1w.nii.gz results/sub-phantom01_T1w.nii.gz
 	$(BIN)/dipmed convert --overwrite data_samples/ct_phantom results/ct_phantom.nii.gz
-	$(BIN)/dipmed convert --overwrite data_samples/ct_phantom results/ct_phantom_derived
-
-# Debian tools some tests use (dciodvfy, dcm2niix); skipped with a note without root.
-system-deps:
-	bash .ci/system-deps
+	$(BIN)/dipmed denoise --overwrite --max-iters 150 data_samples/sub-phantom01_T1w.nii.gz results/sub-phantom01_desc-denoised_T1w.nii.gz
+	$(BIN)/dipmed denoise --overwrite --max-iters 150 data_samples/ct_phantom results/ct_phantom_denoised
+	$(BIN)/dipmed sr --overwrite --max-iters 100 --factor 1,1,2 data_samples/ct_phantom results/ct_phantom_sr.nii.gz
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest

@@ -18,11 +18,18 @@ def write_results(folder: Path) -> None:
         "'mask' = brain (MNI) or head (CT, > -200 HU). Baselines use their best setting "
         "chosen with the reference (an oracle in their favour); dipmed uses its defaults "
         "and stops without the reference. 'best iterate' is found with the reference "
-        "(benchmark only); 'gap' = best iterate minus the automatic stop, in dB.",
+        "(benchmark only); 'gap' = best iterate minus the automatic stop, in dB. "
+        "SSIM: Gaussian window (sigma 1.5), as MONAI computes it; 'SSIM mask' averages the "
+        "SSIM map over the mask (borders included). The small MNI crop lies wholly inside "
+        "the brain mask, so there its mask PSNR equals the whole-crop PSNR.",
         "",
     ]
     for path in sorted(folder.glob("results-*.json")):
         parts += _render(json.loads(path.read_text()))
+    if not (folder / "results-full.json").exists():
+        parts += ["## Preset `full` (GPU)", "",
+                  "Not run yet: no GPU has been lent to a session that ran it. It would record "
+                  "seconds, peak GPU memory and the bf16 vs fp32 PSNR difference.", ""]
     (folder / "RESULTS.md").write_text("\n".join(parts) + "\n")
 
 

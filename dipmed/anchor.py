@@ -42,19 +42,18 @@ def make_anchor(
 
 
 def smoothing_for(measured: np.ndarray, noise_sigma: float) -> float:
-    """The widest Gaussian (voxels) that removes no more than the noise.
+    """The narrowest Gaussian (voxels) that removes more than the noise.
 
-    Discrepancy principle for the anchor: mean((y - G_s * y)^2) grows with s; take the
-    largest candidate s whose residual stays within the noise variance, so the anchor
-    loses little anatomy (fine CT detail) yet removes much noise (noisy MR).
+    mean((y - G_s * y)^2) grows with s. The anchor must sit just above the noise level,
+    so that the fit starts under-fitted and descends through it: the discrepancy stop
+    (misfit <= tau * sigma^2, tau < 1) then fires on the way down, not at the start.
+    A narrow anchor also keeps fine detail (CT) that wide smoothing would erase.
     """
-    chosen = _SIGMA_CANDIDATES_VOX[0]
     for candidate in _SIGMA_CANDIDATES_VOX:
         residual = float(np.mean((measured - _smooth(measured, candidate)) ** 2))
         if residual > noise_sigma**2:
-            break
-        chosen = candidate
-    return chosen
+            return candidate
+    return _SIGMA_CANDIDATES_VOX[-1]
 
 
 def upsample_linear(array: np.ndarray, out_shape: tuple[int, int, int]) -> np.ndarray:
