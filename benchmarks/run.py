@@ -47,6 +47,8 @@ CT_NOISE_HU = 20.0
 
 
 def crop_centre(array: np.ndarray, shape) -> np.ndarray:
+    """The central block of `shape` (each side at most the array's own size)."""
+    shape = [min(s, n) for s, n in zip(shape, array.shape, strict=True)]
     starts = [(n - s) // 2 for n, s in zip(array.shape, shape, strict=True)]
     return array[tuple(slice(a, a + s) for a, s in zip(starts, shape, strict=True))]
 
