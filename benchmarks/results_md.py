@@ -27,9 +27,13 @@ def write_results(folder: Path) -> None:
     for path in sorted(folder.glob("results-*.json")):
         parts += _render(json.loads(path.read_text()))
     if not (folder / "results-full.json").exists():
-        parts += ["## Preset `full` (GPU)", "",
-                  "Not run yet: no GPU has been lent to a session that ran it. It would record "
-                  "seconds, peak GPU memory and the bf16 vs fp32 PSNR difference.", ""]
+        parts += [
+            "## Preset `full` (GPU)",
+            "",
+            "Not run yet: no GPU has been lent to a session that ran it. It would record "
+            "seconds, peak GPU memory and the bf16 vs fp32 PSNR difference.",
+            "",
+        ]
     (folder / "RESULTS.md").write_text("\n".join(parts) + "\n")
 
 

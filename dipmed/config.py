@@ -30,8 +30,8 @@ class RestoreConfig:
     stop_tau: float = 0.85  # discrepancy: stop at misfit <= tau * sigma^2 (see stopping.py)
     stop_patience: int = 100  # variance: epochs without a new minimum before stopping
     slice_profile: str = "box"  # super-resolution slice profile: box | gaussian
-    anchor: str = "lowpass"  # lowpass: fit a correction to the task's classical baseline | none
-    anchor_sigma: float = 0.0  # anchor Gaussian std in voxels; 0: widest within the noise
+    anchor: str = "tv"  # denoising anchor: tv (edge-preserving) | gaussian | none (plain DIP)
+    anchor_sigma: float = 0.0  # gaussian anchor std in voxels; 0: chosen from the noise
     network: NetworkConfig = field(default_factory=NetworkConfig)
     fit: FitSettings = field(default_factory=FitSettings)
 
@@ -42,9 +42,16 @@ class RestoreConfig:
         _choice("stop", self.stop, ("discrepancy", "variance", "none"))
         _choice("slice_profile", self.slice_profile, ("box", "gaussian"))
         _choice("slice_axis", self.slice_axis, (-1, 0, 1, 2))
-        _choice("anchor", self.anchor, ("lowpass", "none"))
-        if self.noise_sigma < 0 or self.stop_tau <= 0 or self.fit.max_iters < 1:
-            raise InputError("noise_sigma must be >= 0, stop_tau > 0 and fit.max_iters >= 1")
+        _choice("anchor", self.anchor, ("tv", "gaussian", "none"))
+        if (
+            self.anchor_sigma < 0
+            or self.noise_sigma < 0
+            or self.stop_tau <= 0
+            or self.fit.max_iters < 1
+        ):
+            raise InputError(
+                "anchor_sigma and noise_sigma must be >= 0, stop_tau > 0 and fit.max_iters >= 1"
+            )
 
 
 def load_config(path: Path | None, **overrides: object) -> RestoreConfig:

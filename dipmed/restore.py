@@ -85,7 +85,7 @@ def restore(
     loss_name = config.loss
     generator = torch.Generator().manual_seed(config.seed)
     anchor = None
-    if config.anchor == "lowpass":
+    if config.anchor != "none":
         anchor = make_anchor(
             measured,
             task.kind,
@@ -93,6 +93,7 @@ def restore(
             sigma_vox=config.anchor_sigma,
             noise_sigma=sigma / normaliser.scale,
             mask=task.mask,
+            style=config.anchor,
         )
         anchor = torch.from_numpy(anchor)
     prior = DeepPrior(

@@ -88,7 +88,12 @@ def test_one_iteration_with_an_anchor_returns_the_anchor(noisy_phantom):
 
     _, noisy = noisy_phantom
     config = load_config(
-        None, mode="2d", stop="none", anchor_sigma=0.7, **{"fit.max_iters": 1, "fit.ema": 0.0}
+        None,
+        mode="2d",
+        stop="none",
+        anchor="gaussian",
+        anchor_sigma=0.7,
+        **{"fit.max_iters": 1, "fit.ema": 0.0},
     )
     result = restore(Volume(noisy, np.eye(4)), Task("denoise"), config)
     anchor = gaussian_filter(noisy, 0.7, mode="nearest")
