@@ -47,6 +47,12 @@ def run_restore(args: argparse.Namespace) -> None:
     )
     volume = read_volume(args.input, series=args.series, volume=args.volume)
     check_output(args.input, args.output, overwrite=args.overwrite)
+    bad = int(np.size(volume.array) - np.count_nonzero(np.isfinite(volume.array)))
+    if bad:
+        raise InputError(
+            f"{args.input} holds {bad} NaN or infinite voxels; replace them "
+            "(for example with 0) before restoring"
+        )
     task = _task(args, volume)
     printer = ProgressPrinter(label=f"dipmed {args.command}")
     result = restore(volume, task, config, progress=printer)

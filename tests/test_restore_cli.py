@@ -107,3 +107,13 @@ def test_restore_usage_errors(tmp_path, capsys, small_nifti, args, message):
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_non_finite_voxels_are_refused(tmp_path, capsys):
+    data = np.ones((16, 16, 16), np.float32)
+    data[3, 4, 5] = np.nan
+    path = tmp_path / "nan.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    code, _, err = run_cli(capsys, "denoise", path, tmp_path / "o.nii.gz", *FAST)
+    assert code == 2 and "1 NaN or infinite" in err
+    assert not (tmp_path / "o.nii.gz").exists()
