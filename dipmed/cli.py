@@ -11,7 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from dipmed import __version__
-from dipmed.commands import add_restore_options, parse_factors, run_degrade, run_restore
+from dipmed.commands import (
+    add_restore_options,
+    add_selection,
+    parse_factors,
+    run_degrade,
+    run_restore,
+)
 from dipmed.errors import InputError
 from dipmed.io import find_series, read_volume, write_volume
 from dipmed.volume import Volume
@@ -31,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a volume or list a folder's series")
     info.add_argument("path", type=Path, help="NIfTI file, DICOM series folder or DICOM file")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
-    _add_selection(info)
+    add_selection(info)
     info.set_defaults(run=run_info)
     convert = commands.add_parser("convert", help="convert between NIfTI and DICOM")
     convert.add_argument("input", type=Path, help="NIfTI file, DICOM folder or DICOM file")
@@ -42,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "DICOM series (DICOM input only)",
     )
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    _add_selection(convert)
+    add_selection(convert)
     convert.set_defaults(run=run_convert)
     _add_restore_commands(commands)
     return parser
@@ -87,15 +93,8 @@ def _add_restore_commands(commands) -> None:
     )
     degrade.add_argument("--seed", type=int, default=0, help="noise seed")
     degrade.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    _add_selection(degrade)
+    add_selection(degrade)
     degrade.set_defaults(run=run_degrade)
-
-
-def _add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--series", help="SeriesNumber or SeriesInstanceUID, for a folder holding several series"
-    )
-    parser.add_argument("--volume", type=int, help="volume index (from 0) in a 4D input")
 
 
 def run_info(args: argparse.Namespace) -> None:

@@ -33,8 +33,15 @@ def add_restore_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-iters", type=int, help="iteration cap")
     parser.add_argument("--config", type=Path, help="YAML file of restoration settings")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    parser.add_argument("--series", help="SeriesNumber or SeriesInstanceUID (DICOM folder)")
-    parser.add_argument("--volume", type=int, help="volume index in a 4D input")
+    add_selection(parser)
+
+
+def add_selection(parser: argparse.ArgumentParser) -> None:
+    """--series and --volume: which series of a DICOM folder, which volume of a 4D input."""
+    parser.add_argument(
+        "--series", help="SeriesNumber or SeriesInstanceUID, for a folder holding several series"
+    )
+    parser.add_argument("--volume", type=int, help="volume index (from 0) in a 4D input")
 
 
 def run_restore(args: argparse.Namespace) -> None:

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from dipmed.errors import InputError
-from dipmed.io.dicom_read import DicomSource, read_series
-from dipmed.io.dicom_scan import Series, choose_series, read_header, scan_folder
+from dipmed.io.dicom_read import DicomSource, read_series, stack_kind
+from dipmed.io.dicom_scan import Series, choose_series, read_header, scan_folder, series_of
 from dipmed.io.dicom_write import write_derived_series
 from dipmed.io.nifti import is_nifti_path, read_nifti, sidecar_path, write_nifti
 from dipmed.io.paths import atomic_output, check_output
@@ -32,16 +32,7 @@ def find_series(path: Path) -> list[Series] | None:
         )
     if "PixelData" not in header:
         raise InputError(f"{path} holds no image pixel data; point dipmed at an image series")
-    return [
-        Series(
-            str(header.get("SeriesInstanceUID", "")),
-            str(header.get("SeriesNumber", "")),
-            str(header.get("SeriesDescription", "")),
-            str(header.get("Modality", "")),
-            (path,),
-            (header,),
-        )
-    ]
+    return [series_of([(path, header)])]
 
 
 def read_volume(path: Path, *, series: str | None = None, volume: int | None = None) -> Volume:
@@ -104,7 +95,4 @@ def _write_nifti_with_sidecar(
 
 
 def _is_single_slice(series: Series) -> bool:
-    header = series.headers[0]
-    return "PerFrameFunctionalGroupsSequence" not in header and "MOSAIC" not in [
-        str(v).upper() for v in header.get("ImageType", [])
-    ]
+    return stack_kind(series.headers[0]) == "classic"

@@ -30,12 +30,22 @@ class DicomSource:
     classic: bool
 
 
+def stack_kind(header: Dataset) -> str:
+    """How a file holds its slices: "enhanced" multi-frame, Siemens "mosaic" or "classic"."""
+    if "PerFrameFunctionalGroupsSequence" in header:
+        return "enhanced"
+    if "MOSAIC" in [str(v).upper() for v in header.get("ImageType", [])]:
+        return "mosaic"
+    return "classic"
+
+
 def read_series(series: Series, *, volume_index: int | None = None) -> Volume:
     """The series as a Volume; its kind is decided from the first header."""
     first = series.headers[0]
-    if "PerFrameFunctionalGroupsSequence" in first:
+    kind = stack_kind(first)
+    if kind == "enhanced":
         return _read_enhanced(first, _single_file(series, "an enhanced multi-frame"))
-    if "MOSAIC" in [str(v).upper() for v in first.get("ImageType", [])]:
+    if kind == "mosaic":
         return _read_mosaic(series, volume_index)
     if volume_index is not None:
         raise InputError("--volume applies to 4D NIfTI and Siemens mosaic series; drop it")

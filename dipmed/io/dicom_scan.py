@@ -67,7 +67,7 @@ def scan_folder(folder: Path) -> list[Series]:
             groups[str(header.get("SeriesInstanceUID", ""))].append((path, header))
     if not groups:
         _refuse_imageless(folder, len(files), dicom_count)
-    series = [_series(uid, members) for uid, members in groups.items()]
+    series = [series_of(members) for members in groups.values()]
     return sorted(series, key=lambda s: (_number_key(s.number), s.uid))
 
 
@@ -92,10 +92,11 @@ def choose_series(series: list[Series], selector: str | None, folder: Path) -> S
     )
 
 
-def _series(uid: str, members: list[tuple[Path, Dataset]]) -> Series:
+def series_of(members: list[tuple[Path, Dataset]]) -> Series:
+    """A Series from (file, header) pairs that share one SeriesInstanceUID."""
     first = members[0][1]
     return Series(
-        uid=uid,
+        uid=str(first.get("SeriesInstanceUID", "")),
         number=str(first.get("SeriesNumber", "") or ""),
         description=str(first.get("SeriesDescription", "") or ""),
         modality=str(first.get("Modality", "") or "unknown"),
