@@ -24,9 +24,10 @@ run: $(STAMP)
 	$(BIN)/dipmed info data_samples/sub-phantom01_T1w.nii.gz
 	$(BIN)/dipmed info data_samples/ct_phantom
 	$(BIN)/dipmed convert --overwrite data_samples/ct_phantom results/ct_phantom.nii.gz
-	$(BIN)/dipmed denoise --overwrite --max-iters 150 data_samples/sub-phantom01_T1w.nii.gz results/sub-phantom01_desc-denoised_T1w.nii.gz
-	$(BIN)/dipmed denoise --overwrite --max-iters 150 data_samples/ct_phantom results/ct_phantom_denoised
-	$(BIN)/dipmed sr --overwrite --max-iters 100 --factor 1,1,2 data_samples/ct_phantom results/ct_phantom_sr.nii.gz
+	$(BIN)/dipmed denoise --overwrite --max-iters 150 data_samples/sub-phantom01_T1w.nii.gz results/sub-phantom01_desc-denoised_T1w.nii.gz --report results/reports/sub-phantom01_denoise
+	$(BIN)/dipmed denoise --overwrite --max-iters 150 data_samples/ct_phantom results/ct_phantom_denoised --report results/reports/ct_phantom_denoise
+	$(BIN)/dipmed sr --overwrite --max-iters 100 --factor 1,1,2 data_samples/ct_phantom results/ct_phantom_sr.nii.gz --report results/reports/ct_phantom_sr
+	$(BIN)/dipmed summarize --overwrite results/reports/* --out results/summary
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest

@@ -5,7 +5,7 @@ Writes two small noisy phantoms (synthetic, no patient data, public domain):
   Rician noise with sigma 5% of the maximum, oblique-free RAS affine.
 - ct_phantom/: a CT head phantom as a one-file-per-slice DICOM series, 48x48x24 at
   0.9x0.9x2.5 mm, Gaussian noise (sigma 20 HU), stored with RescaleIntercept -1024,
-  in LPS with a synthetic patient ("PHANTOM^CT") so identifier handling can be checked.
+  in LPS with a synthetic patient ("DOE^JOHN") so identifier handling can be checked.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def make_ct(rng: np.random.Generator, folder: Path) -> None:
     affine = np.diag([-0.9, -0.9, 2.5, 1.0])  # RAS affine of an LPS-ordered axial stack
     affine[:3, 3] = [21.15, 21.15, -30.0]
     template = classic_template("CT")
-    template.PatientName, template.PatientID = "PHANTOM^CT", "DIPMED-PHANTOM-01"
+    template.PatientName, template.PatientID = "DOE^JOHN", "DIPMED-SAMPLE-01"
     template.PatientBirthDate, template.SeriesDescription = "19700101", "CT head phantom"
     template.StudyInstanceUID = generate_uid(entropy_srcs=["dipmed-sample-study"])
     template.SeriesInstanceUID = generate_uid(entropy_srcs=["dipmed-sample-ct-series"])

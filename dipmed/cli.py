@@ -20,6 +20,7 @@ from dipmed.commands import (
 )
 from dipmed.errors import InputError
 from dipmed.io import find_series, read_volume, write_volume
+from dipmed.report.summary import summarize
 from dipmed.volume import Volume
 
 
@@ -51,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection(convert)
     convert.set_defaults(run=run_convert)
     _add_restore_commands(commands)
+    summary = commands.add_parser("summarize", help="one table over many reports")
+    summary.add_argument(
+        "reports", type=Path, nargs="+", help="report.json files or the folders --report wrote"
+    )
+    summary.add_argument(
+        "--out", type=Path, required=True, help="folder for summary.tsv and summary.html"
+    )
+    summary.add_argument("--overwrite", action="store_true", help="replace existing summaries")
+    summary.set_defaults(run=run_summarize)
     return parser
 
 
@@ -127,6 +137,11 @@ def run_convert(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}")
 
 
+def run_summarize(args: argparse.Namespace) -> None:
+    rows = summarize(args.reports, args.out, overwrite=args.overwrite)
+    print(f"wrote {args.out / 'summary.tsv'} and summary.html ({len(rows)} reports)")
+
+
 def describe(volume: Volume, path: Path) -> dict:
     """The facts `dipmed info` prints (no patient identifiers)."""
     return {
@@ -175,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
     try:
         args = build_parser().parse_args(argv)
+        args.command_line = ["dipmed", *(sys.argv[1:] if argv is None else argv)]
         args.run(args)
     except InputError as error:
         print(f"dipmed: error: {error}", file=sys.stderr)

@@ -16,8 +16,9 @@ from dipmed.io.paths import check_output
 from dipmed.noise import add_noise
 from dipmed.operators import Downsample
 from dipmed.progress import ProgressPrinter
+from dipmed.report import Run, write_report
 from dipmed.restore import Task, restore
-from dipmed.volume import coarsen_affine
+from dipmed.volume import coarsen_affine, refine_affine
 
 
 def add_restore_options(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +34,14 @@ def add_restore_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-iters", type=int, help="iteration cap")
     parser.add_argument("--config", type=Path, help="YAML file of restoration settings")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument(
+        "--report", type=Path, help="folder for report.json and report.html (with images)"
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="clean volume on the output grid: adds PSNR, SSIM and NRMSE to the report",
+    )
     add_selection(parser)
 
 
@@ -54,6 +63,8 @@ def run_restore(args: argparse.Namespace) -> None:
     )
     volume = read_volume(args.input, series=args.series, volume=args.volume)
     check_output(args.input, args.output, overwrite=args.overwrite)
+    if args.report is not None:
+        check_report_folder(args)
     bad = int(np.size(volume.array) - np.count_nonzero(np.isfinite(volume.array)))
     if bad:
         raise InputError(
@@ -61,6 +72,7 @@ def run_restore(args: argparse.Namespace) -> None:
             "(for example with 0) before restoring"
         )
     task = _task(args, volume)
+    reference = _reference(args, volume, task)
     printer = ProgressPrinter(label=f"dipmed {args.command}")
     result = restore(volume, task, config, progress=printer)
     printer.close()
@@ -73,6 +85,21 @@ def run_restore(args: argparse.Namespace) -> None:
         label=f"dipmed {args.command}",
         derivation=_derivation(args.command, result),
     )
+    if args.report is not None:
+        run = Run(
+            args.command,
+            args.input,
+            args.output,
+            volume,
+            task,
+            config,
+            result,
+            getattr(args, "command_line", ["dipmed", args.command]),
+            reference,
+            args.reference,
+        )
+        write_report(run, args.report)
+        print(f"wrote {args.report / 'report.html'}")
     print(
         f"wrote {args.output}: {fit.iterations} iterations in {fit.seconds:.1f}s on "
         f"{result.device}, result from iteration {fit.best_iteration} "
@@ -92,6 +119,27 @@ def _task(args: argparse.Namespace, volume) -> Task:
             )
         return Task("inpaint", mask=mask.array > 0)
     return Task("denoise")
+
+
+def check_report_folder(args: argparse.Namespace) -> None:
+    """The report folder: not the input or the output, not inside either, not existing."""
+    check_output(args.input, args.report, overwrite=args.overwrite)
+    check_output(args.output, args.report, overwrite=args.overwrite)
+
+
+def _reference(args: argparse.Namespace, volume, task: Task):
+    """The --reference volume, refused unless it lies on the output grid."""
+    if args.reference is None:
+        return None
+    reference = read_volume(args.reference)
+    shape = tuple(n * f for n, f in zip(volume.shape, task.factors, strict=True))
+    affine = refine_affine(volume.affine, task.factors)
+    if reference.shape != shape or not np.allclose(reference.affine, affine, atol=1e-3):
+        raise InputError(
+            f"--reference {args.reference} is on a grid of shape {reference.shape} that is "
+            f"not the output grid {shape}; give a reference with the output's shape and affine"
+        )
+    return reference
 
 
 def _derivation(command: str, result) -> str:

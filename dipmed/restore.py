@@ -53,6 +53,9 @@ class Normaliser:
 @dataclass(frozen=True)
 class Restoration:
     volume: Volume  # on the output grid, in the input's units
+    baseline: np.ndarray  # the task's classical estimate (the anchor), output grid, input units
+    fitted: np.ndarray  # A(restored): the restoration seen on the measurement grid
+    normaliser: Normaliser
     fit: FitResult
     sigma: float  # noise std used (image units)
     sigma_estimated: bool
@@ -84,22 +87,24 @@ def restore(
     sigma, estimated = _sigma(measured, volume, task, config, normaliser)
     loss_name = config.loss
     generator = torch.Generator().manual_seed(config.seed)
-    anchor = None
-    if config.anchor != "none":
-        anchor = make_anchor(
-            measured,
-            task.kind,
-            out_shape=out_shape,
-            sigma_vox=config.anchor_sigma,
-            noise_sigma=sigma / normaliser.scale,
-            mask=task.mask,
-            style=config.anchor,
-        )
-        anchor = torch.from_numpy(anchor)
+    # the baseline is always computed (reports compare with it); plain DIP ignores it
+    baseline = make_anchor(
+        measured,
+        task.kind,
+        out_shape=out_shape,
+        sigma_vox=config.anchor_sigma,
+        noise_sigma=sigma / normaliser.scale,
+        mask=task.mask,
+        style="tv" if config.anchor == "none" else config.anchor,
+    )
+    anchor = None if config.anchor == "none" else torch.from_numpy(baseline)
     prior = DeepPrior(
         out_shape, mode=mode, axis=axis, config=config.network, generator=generator, anchor=anchor
     ).to(device)
-    target = torch.from_numpy(measured)[None, None].to(device)
+    target = torch.from_numpy(measured)[None, None]
+    if task.kind == "inpaint":
+        target = operator.forward(target)  # unknown voxels carry no data: zero them
+    target = target.to(device)
     stopper = make_stopper(config, sigma / normaliser.scale, task)
     result = fit(
         prior,
@@ -114,8 +119,12 @@ def restore(
     )
     restored = normaliser.inverse(result.output)
     affine = refine_affine(volume.affine, task.factors) if task.kind == "sr" else volume.affine
+    fitted = operator.forward(torch.from_numpy(restored)[None, None].double())[0, 0]
     return Restoration(
         volume.with_array(restored, affine),
+        normaliser.inverse(baseline),
+        fitted.float().numpy(),
+        normaliser,
         result,
         sigma,
         estimated,
@@ -150,6 +159,8 @@ def make_stopper(config: RestoreConfig, sigma_normalised: float, task: Task):
     if config.stop == "variance":
         return VarianceStop(patience=config.stop_patience)
     variance = max(sigma_normalised, 1e-6) ** 2
+    if task.kind == "inpaint" and task.mask is not None:
+        variance *= float(np.mean(task.mask > 0))  # the misfit averages zeros over the hole
     return DiscrepancyStop(noise_variance=variance, tau=config.stop_tau)
 
 

@@ -1,0 +1,180 @@
+"""The report's data (report.json): metrics for input, baseline and restoration, the
+residual, the fit, and provenance. Arrays in, plain data out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dipmed import metrics, quality
+from dipmed.config import RestoreConfig
+from dipmed.io import output_format
+from dipmed.noise import estimate_sigma
+from dipmed.report.provenance import peak_host_memory_bytes, provenance
+from dipmed.restore import Restoration, Task
+from dipmed.volume import Volume
+
+SCHEMA_VERSION = 1
+CURVE_POINTS = 400  # the loss curve in report.json is decimated to about this many points
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything a report describes: what went in, what ran, what came out."""
+
+    command: str  # denoise | sr | inpaint
+    input_path: Path
+    output_path: Path
+    volume: Volume  # the input as read
+    task: Task
+    config: RestoreConfig
+    restoration: Restoration
+    command_line: list[str]
+    reference: Volume | None = None
+    reference_path: Path | None = None
+
+
+def build_report(run: Run) -> dict:
+    """report.json's content (identifiers not yet redacted: see privacy.redact)."""
+    r = run.restoration
+    return {
+        "dipmed_report": SCHEMA_VERSION,
+        "task": run.command,
+        "input": _describe(run.volume, run.input_path),
+        "output": _describe(r.volume, run.output_path) | {"format": output_format(run.output_path)},
+        "reference": None
+        if run.reference is None
+        else _describe(run.reference, run.reference_path),
+        "noise": {
+            "sigma": r.sigma,
+            "estimated": r.sigma_estimated,
+            "method": "wavelet (Haar) median absolute deviation"
+            if r.sigma_estimated
+            else "given (config noise_sigma)",
+            "units": run.volume.meta.units or "image units",
+        },
+        "metrics": _metrics(run),
+        "fit": _fit(run),
+        "provenance": provenance(run.config, run.command_line, run.input_path),
+    }
+
+
+def _describe(volume: Volume, path: Path | None) -> dict:
+    return {
+        "name": path.name if path else None,
+        "format": volume.meta.source_format or "nifti",
+        "modality": volume.meta.modality,
+        "units": volume.meta.units,
+        "shape": list(volume.shape),
+        "spacing_mm": [round(s, 6) for s in volume.spacing],
+        "orientation": volume.orientation,
+    }
+
+
+def _metrics(run: Run) -> dict:
+    r, task = run.restoration, run.task
+    measured, restored = run.volume.array, r.volume.array
+    mask_source = run.reference.array if run.reference is not None else r.baseline
+    mask_out = quality.foreground_mask(mask_source)
+    same_grid = measured.shape == restored.shape
+    mask_in = mask_out if same_grid else quality.foreground_mask(measured)
+    estimates = {
+        "input": (measured, mask_in),
+        "baseline": (r.baseline, mask_out),
+        "restored": (restored, mask_out),
+    }
+    out = {
+        "foreground_mask": "Otsu threshold of the "
+        + ("reference" if run.reference is not None else "baseline")
+        + " (Gaussian 1 voxel), largest component, holes filled",
+        "foreground_fraction": float(mask_out.mean()),
+        "data_range": None,
+        "data_range_method": None,
+    }
+    modality = run.volume.meta.modality
+    for name, (array, mask) in estimates.items():
+        out[name] = _no_reference(array, mask, modality)
+    if run.reference is not None:
+        _add_full_reference(out, run, estimates, mask_out)
+    region = mask_in if task.mask is None else mask_in & (task.mask > 0)
+    out["residual"] = {
+        "definition": "input - A(restored) on the input grid, within the foreground"
+        + (" and the known voxels" if task.mask is not None else ""),
+        **quality.residual_stats(measured - r.fitted, r.fitted, region, r.sigma),
+    }
+    return out
+
+
+def _no_reference(array: np.ndarray, mask: np.ndarray, modality: str) -> dict:
+    sigma = estimate_sigma(array, foreground_only=modality == "MR")
+    return {
+        "sigma": sigma,
+        "snr": quality.snr(array, mask, sigma),
+        "fber": quality.fber(array, mask),
+    }
+
+
+def _add_full_reference(out: dict, run: Run, estimates: dict, mask: np.ndarray) -> None:
+    reference = run.reference.array
+    rng, how = metrics.data_range(reference)
+    out["data_range"], out["data_range_method"] = rng, how
+    for name, (array, _) in estimates.items():
+        if array.shape != reference.shape:
+            array = _nearest_on(array, reference.shape)
+            out[name]["grid"] = "nearest-neighbour copy on the reference grid"
+        out[name].update(metrics.full_reference(array, reference, rng, mask))
+
+
+def _nearest_on(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    for axis, n in enumerate(shape):
+        array = np.repeat(array, n // array.shape[axis], axis=axis)
+    return array
+
+
+def _fit(run: Run) -> dict:
+    r, config = run.restoration, run.config
+    fit = r.fit
+    scale = r.normaliser.scale
+    return {
+        "iterations": fit.iterations,
+        "stop_iteration": fit.iterations if fit.stop_reason == "rule" else None,
+        "best_iteration": fit.best_iteration,
+        "stop_reason": fit.stop_reason,
+        "rule": _rule(config, r.sigma),
+        "seconds": fit.seconds,
+        "seconds_per_iteration": fit.seconds / max(fit.iterations, 1),
+        "device": r.device,
+        "mode": r.mode,
+        "slice_axis": r.slice_axis if r.mode == "2d" else None,
+        "loss": r.loss,
+        "peak_gpu_memory_bytes": fit.peak_memory_bytes if r.device.startswith("cuda") else None,
+        "peak_host_memory_bytes": peak_host_memory_bytes(),
+        "curve": _curve(fit.losses, np.sqrt(np.maximum(fit.misfits, 0)) * scale),
+        "curve_units": run.volume.meta.units or "image units",
+    }
+
+
+def _rule(config: RestoreConfig, sigma: float) -> dict:
+    rule = {"name": config.stop}
+    if config.stop == "discrepancy":
+        rule |= {
+            "tau": config.stop_tau,
+            "threshold_rms_misfit": float(np.sqrt(config.stop_tau)) * sigma,
+        }
+    elif config.stop == "variance":
+        rule |= {"patience": config.stop_patience}
+    return rule
+
+
+def _curve(losses: np.ndarray, rms_misfit: np.ndarray) -> dict:
+    """Every k-th epoch (and the last), so that long fits stay a few kilobytes."""
+    count = len(losses)
+    step = max(1, int(np.ceil(count / CURVE_POINTS)))
+    index = sorted(set(range(0, count, step)) | ({count - 1} if count else set()))
+    return {
+        "iteration": [i + 1 for i in index],
+        "loss": [float(losses[i]) for i in index],
+        "rms_misfit": [float(rms_misfit[i]) for i in index],
+    }

@@ -1,0 +1,164 @@
+"""Reports end to end: report.json's shape and figures, identifiers kept out, summaries."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from conftest import PATIENT, digest, run_cli, write_ct_series
+from dipmed.phantom import add_rician_noise, ct_phantom, mr_phantom
+from dipmed.volume import Volume
+
+FAST = ["--max-iters", "40", "--seed", "3"]
+ACCESSION = "ACC-778899"
+
+
+@pytest.fixture
+def mr_pair(tmp_path):
+    """A clean MR phantom (the reference, edges blurred by 1 voxel as partial volume does)
+    and a Rician-noisy copy, 34x30x22 voxels."""
+    clean = gaussian_filter(mr_phantom((34, 30, 22)), 1.0)
+    noisy = add_rician_noise(clean, 0.06 * clean.max(), np.random.default_rng(5))
+    affine = np.diag([1.1, 0.9, 1.6, 1.0])
+    paths = tmp_path / "clean.nii.gz", tmp_path / "sub-01_T1w.nii.gz"
+    for path, data in zip(paths, (clean, noisy), strict=True):
+        nib.save(nib.Nifti1Image(np.asarray(data, np.float32), affine), path)
+    return paths
+
+
+@pytest.fixture
+def denoised_report(tmp_path, capsys, mr_pair):
+    clean, noisy = mr_pair
+    out, folder = tmp_path / "den.nii.gz", tmp_path / "report"
+    args = ["denoise", noisy, out, "--report", folder, "--reference", clean, *FAST]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    return out, folder, json.loads((folder / "report.json").read_text())
+
+
+def test_report_psnr_equals_an_independent_computation(mr_pair, denoised_report):
+    clean, _ = mr_pair
+    out, _, report = denoised_report
+    restored = np.asarray(nib.load(out).dataobj, np.float64)
+    reference = np.asarray(nib.load(clean).dataobj, np.float64)
+    peak = reference.max() - reference.min()
+    psnr = 10 * np.log10(peak**2 / np.mean((restored - reference) ** 2))
+    assert report["metrics"]["restored"]["psnr"] == pytest.approx(psnr, abs=0.05)
+    assert report["metrics"]["data_range"] == pytest.approx(peak)
+
+
+def test_report_holds_what_downstream_tools_read(denoised_report):
+    _, folder, report = denoised_report
+    metrics = report["metrics"]
+    for name in ("input", "baseline", "restored"):
+        for key in ("psnr", "ssim", "nrmse", "psnr_foreground", "ssim_foreground", "sigma", "snr"):
+            assert isinstance(metrics[name][key], float), (name, key)
+    assert metrics["restored"]["psnr"] > metrics["input"]["psnr"] + 0.5  # restored beats noisy
+    assert metrics["restored"]["sigma"] < metrics["input"]["sigma"]
+    assert abs(metrics["residual"]["correlation_with_restored"]) < 0.5
+    assert metrics["data_range_method"] == "reference max - min"
+    fit = report["fit"]
+    assert 1 <= fit["best_iteration"] <= fit["iterations"] <= 40
+    assert fit["device"] == "cpu" and fit["seconds"] > 0
+    assert len(fit["curve"]["iteration"]) == len(fit["curve"]["loss"]) == fit["iterations"]
+    provenance = report["provenance"]
+    assert provenance["seed"] == 3 and provenance["config"]["fit"]["max_iters"] == 40
+    assert {"dipmed", "torch", "monai", "numpy"} <= set(provenance["versions"])
+    assert provenance["command_line"][:2] == ["dipmed", "denoise"]
+    assert len(provenance["input_sha256"]) == 64
+    html = (folder / "report.html").read_text()
+    assert html.count("<img ") >= 5 and "data:image/png;base64," in html
+    assert "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
+
+
+def test_a_dicom_report_keeps_patient_identifiers_out(tmp_path, capsys):
+    volume = Volume(ct_phantom((30, 28, 18)), np.diag([0.9, 0.9, 2.0, 1.0]))
+    noisy = volume.with_array(
+        np.round(volume.array + np.random.default_rng(1).normal(0, 25, volume.shape))
+    )
+    series = tmp_path / "series"
+    write_ct_series(series, noisy, AccessionNumber=ACCESSION)
+    before = digest(series)
+    out, folder = tmp_path / "derived", tmp_path / "report"
+    code, stdout, stderr = run_cli(capsys, "denoise", series, out, "--report", folder, *FAST)
+    assert code == 0, stderr
+    texts = [stdout, stderr] + [p.read_text() for p in folder.iterdir()]
+    for token in [*PATIENT.values(), "DOE", "JANE", "1980-02-29", ACCESSION]:
+        assert all(token not in text for text in texts), token
+    derived = pydicom.dcmread(sorted(out.iterdir())[0])
+    assert str(derived.PatientName) == PATIENT["PatientName"]  # the derived DICOM keeps them
+    assert digest(series) == before
+
+
+def test_identifiers_in_paths_are_redacted(tmp_path, capsys):
+    volume = Volume(ct_phantom((24, 22, 16)), np.eye(4))
+    series = tmp_path / "PID-123456"  # a folder named after the patient
+    write_ct_series(series, volume)
+    folder = tmp_path / "report"
+    args = ["denoise", series, tmp_path / "o.nii.gz", "--report", folder, "--max-iters", "2"]
+    assert run_cli(capsys, *args)[0] == 0
+    report = (folder / "report.json").read_text()
+    assert "PID-123456" not in report and "[redacted]" in report
+
+
+def test_sr_report_compares_on_the_output_grid(tmp_path, capsys, mr_pair):
+    clean, _ = mr_pair
+    thick = tmp_path / "thick.nii.gz"
+    assert run_cli(capsys, "degrade", clean, thick, "--factor", "1,1,2")[0] == 0
+    folder = tmp_path / "report"
+    args = ["sr", thick, tmp_path / "sr.nii.gz", "--factor", "1,1,2", "--report", folder]
+    code, _, err = run_cli(capsys, *args, "--reference", clean, *FAST)
+    assert code == 0, err
+    report = json.loads((folder / "report.json").read_text())
+    assert report["output"]["shape"] == [34, 30, 22]
+    assert report["metrics"]["input"]["grid"].startswith("nearest")
+    assert report["metrics"]["restored"]["psnr"] > report["metrics"]["input"]["psnr"]
+
+
+def test_a_reference_off_the_output_grid_is_refused(tmp_path, capsys, mr_pair):
+    clean, noisy = mr_pair
+    folder, out = tmp_path / "report", tmp_path / "o.nii.gz"
+    args = ["sr", noisy, out, "--factor", "1,1,2", "--report", folder, "--reference", clean]
+    code, stdout, err = run_cli(capsys, *args)
+    assert code == 2 and "not the output grid" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not folder.exists()
+
+
+def test_an_existing_report_folder_needs_overwrite(tmp_path, capsys, mr_pair):
+    _, noisy = mr_pair
+    folder = tmp_path / "report"
+    folder.mkdir()
+    code, _, err = run_cli(capsys, "denoise", noisy, tmp_path / "o.nii.gz", "--report", folder)
+    assert code == 2 and "--overwrite" in err
+    assert not (tmp_path / "o.nii.gz").exists()
+
+
+def test_summarize_gives_one_row_per_report(tmp_path, capsys, mr_pair, denoised_report):
+    _, first, _ = denoised_report
+    _, noisy = mr_pair
+    second = tmp_path / "second"
+    args = ["denoise", noisy, tmp_path / "b.nii.gz", "--report", second, "--max-iters", "3"]
+    assert run_cli(capsys, *args)[0] == 0
+    out = tmp_path / "summary"
+    code, _, err = run_cli(capsys, "summarize", first / "report.json", second, "--out", out)
+    assert code == 0, err
+    header, *rows = (out / "summary.tsv").read_text().splitlines()
+    columns = header.split("\t")
+    assert len(rows) == 2 and all(len(r.split("\t")) == len(columns) for r in rows)
+    table = [dict(zip(columns, r.split("\t"), strict=True)) for r in rows]
+    assert table[0]["psnr_restored"] != "NA" and table[1]["psnr_restored"] == "NA"
+    assert "iteration_cap" in table[1]["flags"]
+    html = (out / "summary.html").read_text()
+    assert html.count("<tr>") == 3 and "../report/report.html" in html
+
+
+def test_summarize_refuses_what_is_not_a_report(tmp_path, capsys):
+    bogus = tmp_path / "x.json"
+    bogus.write_text("{}")
+    code, _, err = run_cli(capsys, "summarize", bogus, "--out", tmp_path / "s")
+    assert code == 2 and "not a dipmed report" in err and not (tmp_path / "s").exists()

@@ -1,0 +1,101 @@
+"""report.html in a real browser (headless Chromium): it loads offline with every image.
+
+Skipped, with the reason, where Chromium is absent; .ci/system-deps installs it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from dipmed.phantom import add_rician_noise, mr_phantom
+
+CHROMIUM = next(
+    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium not found (Debian package chromium; .ci/system-deps)"
+)
+HARNESS = """<!DOCTYPE html><html><body>
+<iframe id="page" src="report/report.html" width="1200" height="900"></iframe>
+<pre id="result">pending</pre>
+<script>
+document.getElementById("page").addEventListener("load", () => {
+  const doc = document.getElementById("page").contentDocument;
+  const images = [...doc.images];
+  document.getElementById("result").textContent = JSON.stringify({
+    images: images.length,
+    broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).length,
+    charts: doc.querySelectorAll("svg polyline").length,
+    title: doc.title,
+  });
+});
+</script></body></html>"""
+
+
+def _chromium(tmp_path, *args: str) -> str:
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=10000",
+        *args,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout
+
+
+@pytest.fixture
+def report_folder(tmp_path, capsys):
+    clean = mr_phantom((30, 28, 20))
+    noisy = add_rician_noise(clean, 40.0, np.random.default_rng(2))
+    paths = tmp_path / "clean.nii.gz", tmp_path / "noisy.nii.gz"
+    for path, data in zip(paths, (clean, noisy), strict=True):
+        nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 1.5, 1.0])), path)
+    folder = tmp_path / "report"
+    args = ["denoise", paths[1], tmp_path / "o.nii.gz", "--report", folder]
+    code, _, err = run_cli(capsys, *args, "--reference", paths[0], "--max-iters", "5")
+    assert code == 0, err
+    return folder
+
+
+def test_report_loads_with_all_images_in_chromium(tmp_path, report_folder):
+    harness = tmp_path / "harness.html"
+    harness.write_text(HARNESS)
+    dom = _chromium(tmp_path, "--dump-dom", harness.as_uri())
+    found = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
+    assert found and found.group(1) != "pending", dom[-500:]
+    result = json.loads(found.group(1).replace("&quot;", '"'))
+    # one window, residual, errors: input/baseline/restored/reference + residual + 2 errors
+    assert result["images"] == 7 and result["broken"] == 0, result
+    assert result["charts"] == 2 and result["title"].startswith("dipmed denoise")
+
+
+def test_report_screenshot_shows_the_views(tmp_path, report_folder):
+    shot = tmp_path / "shot.png"
+    _chromium(
+        tmp_path,
+        "--hide-scrollbars",
+        "--window-size=1200,1600",
+        f"--screenshot={shot}",
+        (report_folder / "report.html").as_uri(),
+    )
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert pixels.shape == (1600, 1200)
+    dark = np.mean(pixels < 30)  # the black backgrounds of the views
+    assert 0.02 < dark < 0.6, dark
