@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 RESIDUAL_CORRELATION_LIMIT = 0.15  # |r| above this: the residual holds visible anatomy
+WHITENESS_LIMIT = 0.85  # below: a good part of the residual is smooth structure, not noise
 RESIDUAL_STD_LIMITS = (0.5, 1.3)  # denoising: residual std / noise sigma outside: suspicious
 EARLY_STOP_ITERATIONS = 5  # a result from this early is essentially the baseline
 
@@ -47,16 +48,15 @@ def _stop_flags(fit: dict) -> list[dict]:
 
 def _residual_flags(task: str, residual: dict) -> list[dict]:
     out = []
-    r = residual.get("correlation_with_restored")
+    r, white = residual.get("correlation_with_restored"), residual.get("whiteness")
+    why = []
     if r is not None and abs(r) > RESIDUAL_CORRELATION_LIMIT:
-        out.append(
-            _flag(
-                "residual_structure",
-                f"the residual correlates with the restored "
-                f"image (r = {r:.2f}): anatomy may have been removed; look at the "
-                "residual views",
-            )
-        )
+        why.append(f"it correlates with the restored image (r = {r:.2f})")
+    if white is not None and white < WHITENESS_LIMIT:
+        why.append(f"it is smoother than noise (whiteness {white:.2f})")
+    if why:
+        message = f"the residual holds structure: {' and '.join(why)}; anatomy may have "
+        out.append(_flag("residual_structure", message + "been removed (see the residual views)"))
     ratio = residual.get("std_over_sigma")
     low, high = RESIDUAL_STD_LIMITS
     if task == "denoise" and ratio is not None and not low <= ratio <= high:

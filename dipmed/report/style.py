@@ -17,6 +17,7 @@ table.metrics tr > th:first-child { text-align: left; }
 .figures { display: flex; flex-wrap: wrap; gap: 8px 28px; }
 .figure h3 { margin-top: 6px; } .figure .label { font-size: 12px; color: #333; margin-top: 6px; }
 .figure img { display: block; image-rendering: pixelated; background: #000; }
-.charts svg { margin: 0 12px 8px 0; border: 1px solid #eee; }
+.charts { display: flex; flex-wrap: wrap; gap: 8px 16px; }
+.charts svg { border: 1px solid #eee; }
 td.bad { background: #fff3e0; }
 """

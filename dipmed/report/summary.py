@@ -105,19 +105,28 @@ def _cell(value) -> str:
     return str(value).replace("\t", " ").replace("\n", " ")
 
 
+HTML_COLUMNS = (  # the page shows the figures a reader scans; the TSV has them all
+    "report", "task", "modality", "shape_in", "shape_out", "device", "iterations",
+    "stop_iteration", "seconds", "sigma_input", "sigma_restored",
+    "residual_std_over_sigma", "residual_correlation", "psnr_input", "psnr_baseline",
+    "psnr_restored", "ssim_restored", "flags",
+)  # fmt: skip
+
+
 def _html(rows: list[dict], out: Path) -> str:
-    names = ["report", *(c for c, _ in COLUMNS), "flags"]
-    shown = [n for n in names if any(row[n] not in (None, "") for row in rows)]
+    shown = [n for n in HTML_COLUMNS if any(row[n] not in (None, "") for row in rows)]
     head = "".join(f"<th>{escape(n.replace('_', ' '))}</th>" for n in shown)
     body = "".join(_html_row(row, shown, out) for row in rows)
     flagged = sum(1 for row in rows if row["flags"])
     seconds = sum(row["seconds"] or 0 for row in rows)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>dipmed summary'
-        f"</title><style>{CSS}</style></head><body><h1>dipmed summary</h1>"
+        f"</title><style>{CSS} body {{ max-width: 1600px; }}</style></head>"
+        "<body><h1>dipmed summary</h1>"
         f'<p class="headline">{len(rows)} volumes, {flagged} with warnings; '
         f"{seconds:.1f} s of fitting in all.</p>"
-        '<p class="note">Rows with warnings are shaded; the report name opens its page.</p>'
+        '<p class="note">Rows with warnings are shaded; the report name opens its page; '
+        "summary.tsv beside this page has every column.</p>"
         f'<div style="overflow-x:auto"><table class="metrics"><tr>{head}</tr>{body}</table></div>'
         "</body></html>\n"
     )
@@ -127,8 +136,10 @@ def _html_row(row: dict, shown: list[str], out: Path) -> str:
     link = os.path.relpath(row["_html"].resolve(), out.resolve())
     cells = []
     for name in shown:
-        text = escape(_cell(row[name]))
+        value = row[name]
+        text = escape(f"{value:.4g}" if isinstance(value, float) else _cell(value))
         if name == "report":
-            text = f'<a href="{escape(link)}">{text}</a>'
+            title = escape(_cell(value))
+            text = f'<a href="{escape(link)}" title="{title}">{escape(Path(value).name)}</a>'
         cells.append(f'<td class="{"bad" if row["flags"] else ""}">{text}</td>')
     return f"<tr>{''.join(cells)}</tr>"
