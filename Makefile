@@ -17,17 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e ".[test,codecs]"
 	touch $(STAMP)
 
-# The main job over data_samples/ until the Snakemake workflow lands: describe each
-# sample, convert it, and restore both (capped iterations so a 2-core CPU finishes in
-# minutes; drop --max-iters for a full fit).
+# The main job: the Snakemake workflow over config/samples.tsv (data_samples/; capped
+# iterations in config/config.yaml so that a 2-core CPU finishes in minutes), then
+# Snakemake's HTML report of every scan and the summary.
 run: $(STAMP)
-	$(BIN)/dipmed info data_samples/sub-phantom01_T1w.nii.gz
-	$(BIN)/dipmed info data_samples/ct_phantom
-	$(BIN)/dipmed convert --overwrite data_samples/ct_phantom results/ct_phantom.nii.gz
-	$(BIN)/dipmed denoise --overwrite --max-iters 150 data_samples/sub-phantom01_T1w.nii.gz results/sub-phantom01_desc-denoised_T1w.nii.gz --report results/reports/sub-phantom01_denoise
-	$(BIN)/dipmed denoise --overwrite --max-iters 150 data_samples/ct_phantom results/ct_phantom_denoised --report results/reports/ct_phantom_denoise
-	$(BIN)/dipmed sr --overwrite --max-iters 100 --factor 1,1,2 data_samples/ct_phantom results/ct_phantom_sr.nii.gz --report results/reports/ct_phantom_sr
-	$(BIN)/dipmed summarize --overwrite results/reports/* --out results/summary
+	$(BIN)/snakemake --cores all
+	$(BIN)/snakemake --report results/report.html
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest

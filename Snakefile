@@ -1,19 +1,108 @@
-# Placeholder until the workflow issue: converts each sample with the dipmed CLI.
-# Run: snakemake --cores 1
+# dipmed batch workflow: restore every scan of the sample sheet (or glob) with its report,
+# then summarise. Rules only call the dipmed CLI. Settings: config/config.yaml (schema:
+# config/schema.yaml). Local: `snakemake --cores all`; SLURM: `--profile profiles/slurm`.
+import os
+import re
+import sys
+
+from snakemake.utils import min_version, validate
+
+from dipmed.workflow import load_samples, restore_options
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+SAMPLES = load_samples(config["samples"], config["inputs"], config["task"])
+RESULTS = config["results"]
+envvars:
+    "PATH",
+
+
+# jobs call `dipmed` from the environment that runs Snakemake (here and on cluster nodes)
+os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
+RESOURCES = config["resources"]
+
+
+wildcard_constraints:
+    name="|".join(re.escape(name) for name in SAMPLES),
+
+
+report: "config/report/workflow.rst"
 
 
 rule all:
     input:
-        "results/convert/sub-phantom01_T1w.nii.gz",
-        "results/convert/ct_phantom.nii.gz",
+        expand(f"{RESULTS}/dipmed/{{name}}.nii.gz", name=SAMPLES),
+        f"{RESULTS}/dipmed/dataset_description.json",
+        f"{RESULTS}/summary.tsv",
+        f"{RESULTS}/summary.html",
 
 
-rule convert:
+rule restore:
     input:
-        lambda w: "data_samples/" + ("sub-phantom01_T1w.nii.gz" if w.name.startswith("sub-") else w.name),
+        unpack(lambda w: SAMPLES[w.name].inputs()),
     output:
-        "results/convert/{name}.nii.gz",
+        volume=f"{RESULTS}/dipmed/{{name}}.nii.gz",
+        sidecar=f"{RESULTS}/dipmed/{{name}}.json",
+        report_json=f"{RESULTS}/reports/{{name}}/report.json",
+        report_html=report(
+            f"{RESULTS}/reports/{{name}}/report.html",
+            caption="config/report/restore.rst",
+            category="Scans",
+            labels=lambda w: {"scan": w.name, "task": SAMPLES[w.name].task},
+        ),
+    params:
+        task=lambda w: SAMPLES[w.name].task,
+        options=lambda w: restore_options(SAMPLES[w.name], config),
+        report=lambda w, output: os.path.dirname(output.report_json),
     log:
-        "results/logs/convert_{name}.log",
+        f"{RESULTS}/logs/restore/{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/restore/{{name}}.tsv"
+    threads: RESOURCES["threads"]
+    resources:
+        mem_mb=lambda w, attempt: RESOURCES["mem_mb"] * attempt,
+        runtime=lambda w, attempt: RESOURCES["runtime"] * attempt,
+        gpu=RESOURCES["gpu"],
+    retries: RESOURCES["retries"]
+    conda:
+        "config/envs/dipmed.yaml"
     shell:
-        "dipmed convert --overwrite {input} {output} > {log} 2>&1"
+        "dipmed {params.task} {input.scan:q} {output.volume:q} --report {params.report:q}"
+        " --overwrite --threads {threads} {params.options} > {log:q} 2>&1"
+
+
+rule summary:
+    input:
+        expand(f"{RESULTS}/reports/{{name}}/report.json", name=SAMPLES),
+    output:
+        tsv=f"{RESULTS}/summary.tsv",
+        html=report(
+            f"{RESULTS}/summary.html", caption="config/report/summary.rst", category="Summary"
+        ),
+    params:
+        out=lambda w, output: os.path.dirname(output.tsv),
+    log:
+        f"{RESULTS}/logs/summary.log",
+    conda:
+        "config/envs/dipmed.yaml"
+    shell:
+        "dipmed summarize --overwrite {input:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule dataset_description:
+    output:
+        f"{RESULTS}/dipmed/dataset_description.json",
+    params:
+        folder=lambda w, output: os.path.dirname(output[0]),
+    log:
+        f"{RESULTS}/logs/dataset_description.log",
+    conda:
+        "config/envs/dipmed.yaml"
+    shell:
+        "dipmed describe-dataset {params.folder:q} > {log:q} 2>&1"

@@ -18,6 +18,7 @@ from dipmed.commands import (
     run_degrade,
     run_restore,
 )
+from dipmed.derivatives import write_dataset_description
 from dipmed.errors import InputError
 from dipmed.io import find_series, read_volume, write_volume
 from dipmed.report.summary import summarize
@@ -61,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("--overwrite", action="store_true", help="replace existing summaries")
     summary.set_defaults(run=run_summarize)
+    dataset = commands.add_parser(
+        "describe-dataset", help="write dataset_description.json (BIDS derivatives)"
+    )
+    dataset.add_argument("folder", type=Path, help="the derivatives folder")
+    dataset.set_defaults(run=lambda args: print(f"wrote {write_dataset_description(args.folder)}"))
     return parser
 
 

@@ -35,6 +35,9 @@ def add_restore_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML file of restoration settings")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument(
+        "--threads", type=int, help="CPU threads for torch (default: torch's choice)"
+    )
+    parser.add_argument(
         "--report", type=Path, help="folder for report.json and report.html (with images)"
     )
     parser.add_argument(
@@ -73,6 +76,8 @@ def run_restore(args: argparse.Namespace) -> None:
         )
     task = _task(args, volume)
     reference = _reference(args, volume, task)
+    if args.threads:
+        torch.set_num_threads(max(1, args.threads))
     printer = ProgressPrinter(label=f"dipmed {args.command}")
     result = restore(volume, task, config, progress=printer)
     printer.close()

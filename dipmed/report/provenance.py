@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import resource
 from datetime import UTC, datetime
@@ -12,6 +13,8 @@ from pathlib import Path
 from dipmed.config import RestoreConfig, as_dict
 
 PACKAGES = ("dipmed", "torch", "monai", "numpy", "nibabel", "pydicom", "scikit-image")
+# where a job ran on a cluster: scheduler job and the GPUs it was given
+ENVIRONMENT = ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURM_GPUS_ON_NODE", "CUDA_VISIBLE_DEVICES")
 
 
 def provenance(config: RestoreConfig, command_line: list[str], input_path: Path) -> dict:
@@ -22,6 +25,7 @@ def provenance(config: RestoreConfig, command_line: list[str], input_path: Path)
         "command_line": list(command_line),
         "input_sha256": checksum(input_path),
         "input_checksum_scope": "file" if input_path.is_file() else "every file in the folder",
+        "environment": {key.lower(): os.environ.get(key) for key in ENVIRONMENT},
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 

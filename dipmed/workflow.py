@@ -1,0 +1,127 @@
+"""What the Snakefile needs and should not compute itself: the sample sheet (or a glob)
+read and checked, BIDS-derivatives output names, and each sample's CLI options."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from dipmed.errors import InputError
+
+TASKS = ("denoise", "sr", "inpaint")
+DESCRIPTIONS = {"denoise": "denoised", "sr": "superres", "inpaint": "inpainted"}
+OPTIONAL = ("factor", "mask", "series", "reference")
+# sub-<label>[_<key>-<value>...]_<suffix>: BIDS entities we can carry over
+BIDS_NAME = re.compile(
+    r"^(?P<entities>sub-[A-Za-z0-9]+(?:_[a-z]+-[A-Za-z0-9]+)*)_(?P<suffix>[A-Za-z0-9]+)$"
+)
+SAMPLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+FACTOR = re.compile(r"^\d+,\d+,\d+$")
+
+
+@dataclass(frozen=True)
+class Sample:
+    sample: str  # unique id: file-name safe
+    input: str  # NIfTI file or DICOM folder (relative to the working directory)
+    task: str = "denoise"
+    factor: str = ""  # sr: "FX,FY,FZ"
+    mask: str = ""  # inpaint: mask volume on the input grid
+    series: str = ""  # DICOM folder with several series: SeriesNumber or UID
+    reference: str = ""  # clean volume on the output grid (adds PSNR/SSIM to the report)
+
+    @property
+    def name(self) -> str:
+        """BIDS-derivatives style output name: entities, res-, desc-, suffix."""
+        res = f"_res-{self.factor.replace(',', 'x')}" if self.task == "sr" else ""
+        desc = f"_desc-{DESCRIPTIONS[self.task]}"
+        match = BIDS_NAME.match(self.sample)
+        if match:
+            return f"{match['entities']}{res}{desc}_{match['suffix']}"
+        return f"{self.sample}{res}{desc}"
+
+    def inputs(self) -> dict[str, str]:
+        """The files the restore job reads (Snakemake input)."""
+        files = {"scan": self.input}
+        files |= {key: getattr(self, key) for key in ("mask", "reference") if getattr(self, key)}
+        return files
+
+    def options(self) -> str:
+        """Per-sample CLI options."""
+        parts = [f"--factor {self.factor}"] if self.task == "sr" else []
+        parts += [f"--mask {_quote(self.mask)}"] if self.task == "inpaint" else []
+        parts += [f"--series {_quote(self.series)}"] if self.series else []
+        parts += [f"--reference {_quote(self.reference)}"] if self.reference else []
+        return " ".join(parts)
+
+
+def load_samples(sheet: str, pattern: str = "", task: str = "denoise") -> dict[str, Sample]:
+    """Samples by output name, from a glob `pattern` (when given) or the TSV `sheet`."""
+    rows = _from_glob(pattern, task) if pattern else _from_sheet(Path(sheet))
+    samples = [_check(row, where) for where, row in rows]
+    by_name: dict[str, Sample] = {}
+    for sample in samples:
+        if sample.name in by_name:
+            raise InputError(f"two samples give the output name {sample.name}; make ids unique")
+        by_name[sample.name] = sample
+    if not by_name:
+        raise InputError(f"no samples found in {pattern or sheet}")
+    return by_name
+
+
+def restore_options(sample: Sample, config: dict) -> str:
+    """The sample's options and the run-wide ones from the workflow config."""
+    run = config["restore"]
+    parts = [sample.options(), f"--device {run['device']}", f"--seed {run['seed']}"]
+    parts += [f"--max-iters {run['max_iters']}"] if run["max_iters"] else []
+    parts += [f"--mode {run['mode']}"] if run["mode"] != "auto" else []
+    parts += [f"--config {_quote(run['config'])}"] if run["config"] else []
+    return " ".join(p for p in parts if p)
+
+
+def _from_sheet(path: Path) -> list[tuple[str, dict]]:
+    try:
+        with path.open(newline="") as stream:
+            rows = list(csv.DictReader(stream, delimiter="\t"))
+    except OSError as error:
+        raise InputError(f"cannot read sample sheet {path}: {error.strerror}") from None
+    return [(f"{path} row {n}", row) for n, row in enumerate(rows, start=2)]
+
+
+def _from_glob(pattern: str, task: str) -> list[tuple[str, dict]]:
+    paths = sorted(glob.glob(pattern))
+    rows = []
+    for path in paths:
+        sample = re.sub(r"\.nii(\.gz)?$", "", Path(path).name)
+        rows.append((f"glob {pattern}", {"sample": sample, "input": path, "task": task}))
+    return rows
+
+
+def _check(row: dict, where: str) -> Sample:
+    row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+    unknown = sorted(set(row) - {"sample", "input", "task", *OPTIONAL})
+    if unknown:
+        raise InputError(
+            f"{where}: unknown column {unknown[0]}; columns: sample, input, task, "
+            + ", ".join(OPTIONAL)
+        )
+    sample = Sample(**{k: v for k, v in row.items() if v or k in ("sample", "input")})
+    if not SAMPLE_ID.match(sample.sample):
+        raise InputError(f"{where}: sample id {sample.sample!r} must be letters, digits, _ . -")
+    if sample.task not in TASKS:
+        raise InputError(f"{where}: task {sample.task!r} must be one of {', '.join(TASKS)}")
+    if sample.task == "sr" and not FACTOR.match(sample.factor):
+        raise InputError(
+            f"{where}: sr needs factor as FX,FY,FZ (e.g. 1,1,2), got {sample.factor!r}"
+        )
+    if sample.task == "inpaint" and not sample.mask:
+        raise InputError(f"{where}: inpaint needs a mask column")
+    if not sample.input:
+        raise InputError(f"{where}: input is empty")
+    return sample
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"

@@ -1,0 +1,153 @@
+"""The Snakemake workflow, run for real in a copy of the repository: lint, dry run, a
+local run over data_samples/, resumption, a bad sample under --keep-going, and SLURM."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slurm_cluster import missing, slurm_cluster
+
+ROOT = Path(__file__).resolve().parent.parent
+COPIED = ("Snakefile", "config", "profiles", "data_samples")
+QUICK = {"restore": {"max_iters": 3}, "resources": {"threads": 1, "mem_mb": 1000}}
+DAEMONS = ("slurmctld", "slurmd")
+NAMES = (
+    "sub-phantom01_desc-denoised_T1w",
+    "ct_phantom_desc-denoised",
+    "ct_phantom_res-1x1x2_desc-superres",
+)
+
+
+@pytest.fixture
+def workflow(tmp_path) -> Path:
+    """A copy of the workflow's files, with a quick-settings config beside them."""
+    folder = tmp_path / "wf"
+    folder.mkdir()
+    for name in COPIED:
+        source = ROOT / name
+        copy = shutil.copytree if source.is_dir() else shutil.copy
+        copy(source, folder / name)
+    (folder / "quick.yaml").write_text(yaml.safe_dump(QUICK))
+    return folder
+
+
+def snakemake(folder: Path, *args: str, env=None, timeout=600) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", *args]
+    return subprocess.run(
+        command, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_lint_is_clean(workflow):
+    done = snakemake(workflow, "--lint")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Congratulations" in done.stdout + done.stderr
+
+
+def test_every_config_key_has_a_description_and_a_default():
+    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+    def walk(properties, prefix=""):
+        for key, spec in properties.items():
+            assert spec.get("description") and "default" in spec, prefix + key
+            walk(spec.get("properties", {}), f"{prefix}{key}.")
+
+    walk(schema["properties"])
+
+
+def test_a_config_error_names_the_key(workflow):
+    (workflow / "bad.yaml").write_text("restore: {max_iters: -1}\n")
+    done = snakemake(workflow, "-n", "--configfile", "bad.yaml")
+    assert done.returncode != 0 and "max_iters" in done.stdout + done.stderr
+
+
+def test_dry_run_plans_one_restore_per_sample(workflow):
+    done = snakemake(workflow, "-n", "--configfile", "quick.yaml")
+    assert done.returncode == 0, done.stderr
+    counts = dict(
+        line.split()[:2] for line in done.stdout.splitlines() if line.split()[:1] == ["restore"]
+    )
+    assert counts == {"restore": "3"}
+
+
+def test_local_run_writes_everything_and_resumes(workflow):
+    done = snakemake(workflow, "--cores", "2", "--configfile", "quick.yaml")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = workflow / "results"
+    _check_outputs(results)
+    again = snakemake(workflow, "-n", "--configfile", "quick.yaml")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    (results / "dipmed" / f"{NAMES[1]}.nii.gz").unlink()
+    plan = snakemake(workflow, "-n", "--configfile", "quick.yaml").stdout
+    outputs = _planned_outputs(plan, "restore")
+    assert len(outputs) == 1 and f"{NAMES[1]}.nii.gz" in outputs[0]
+    page = snakemake(workflow, "--report", "results/report.html", "--configfile", "quick.yaml")
+    assert page.returncode == 0, page.stderr[-2000:]
+    assert (results / "report.html").stat().st_size > 100_000
+
+
+def test_a_bad_sample_fails_alone_with_the_cli_message(workflow):
+    (workflow / "broken.nii.gz").write_bytes(b"\x1f\x8b this is not a volume")
+    sheet = workflow / "config" / "samples.tsv"
+    rows = sheet.read_text().splitlines()[:2] + ["sub-broken_T1w\tbroken.nii.gz\tdenoise\t"]
+    sheet.write_text("\n".join(rows) + "\n")
+    args = ("--cores", "2", "--keep-going", "--configfile", "quick.yaml")
+    done = snakemake(workflow, *args)
+    assert done.returncode != 0
+    results = workflow / "results"
+    assert (results / "dipmed" / f"{NAMES[0]}.nii.gz").exists()
+    log = (results / "logs" / "restore" / "sub-broken_desc-denoised_T1w.log").read_text()
+    lines = log.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dipmed: error:") and "broken" in lines[0]
+    assert "Traceback" not in log
+    assert not list((results / "dipmed").glob("sub-broken*"))
+
+
+@pytest.mark.skipif(missing() is not None, reason=missing() or "")
+def test_slurm_run_through_the_profile(workflow, tmp_path):
+    quick = {**QUICK, "resources": {**QUICK["resources"], "gpu": 1}}
+    (workflow / "quick.yaml").write_text(yaml.safe_dump(quick))
+    with slurm_cluster(tmp_path / "slurm") as env:
+        args = ("--profile", "profiles/slurm", "--configfile", "quick.yaml")
+        done = snakemake(workflow, *args, "--slurm-init-seconds-before-status-checks", "2", env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        pids = [(tmp_path / "slurm" / f"{d}.pid").read_text().split()[0] for d in DAEMONS]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # stopped by pid file
+    _check_outputs(workflow / "results")
+    for name in NAMES:
+        report = json.loads((workflow / "results" / "reports" / name / "report.json").read_text())
+        environment = report["provenance"]["environment"]
+        assert environment["slurm_job_id"] and environment["slurm_gpus_on_node"] == "1"
+
+
+def _planned_outputs(plan: str, rule: str) -> list[str]:
+    """The output lines of each `rule` job in a dry run's plan."""
+    lines = plan.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() in (f"rule {rule}:",)]
+    return [next(line for line in lines[i:] if line.strip().startswith("output:")) for i in starts]
+
+
+def _check_outputs(results: Path) -> None:
+    for name in NAMES:
+        assert (results / "dipmed" / f"{name}.nii.gz").stat().st_size > 1000
+        sidecar = json.loads((results / "dipmed" / f"{name}.json").read_text())
+        assert sidecar["Description"]
+        for file in ("report.json", "report.html"):
+            assert (results / "reports" / name / file).exists()
+        assert (results / "logs" / "restore" / f"{name}.log").exists()
+        assert (results / "benchmarks" / "restore" / f"{name}.tsv").exists()
+    description = json.loads((results / "dipmed" / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    with (results / "summary.tsv").open() as stream:
+        rows = list(csv.DictReader(stream, delimiter="\t"))
+    assert sorted(Path(r["report"]).name for r in rows) == sorted(NAMES)
+    assert (results / "summary.html").exists()
