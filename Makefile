@@ -24,6 +24,10 @@ run: $(STAMP)
 	$(BIN)/snakemake --cores all
 	$(BIN)/snakemake --report results/report.html
 
+# Debian packages some tests need (installed when run as root; else those tests skip).
+system-deps:
+	bash .ci/system-deps
+
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
