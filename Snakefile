@@ -5,8 +5,10 @@ import os
 import re
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from dipmed.errors import InputError
 from dipmed.workflow import load_samples, restore_options
 
 min_version("9.0")
@@ -17,7 +19,10 @@ configfile: "config/config.yaml"
 
 validate(config, "config/schema.yaml")
 
-SAMPLES = load_samples(config["samples"], config["inputs"], config["task"])
+try:
+    SAMPLES = load_samples(config["samples"], config["inputs"], config["task"])
+except InputError as error:  # a bad sheet: one clear line, no traceback
+    raise WorkflowError(f"sample sheet: {error}") from None
 RESULTS = config["results"]
 envvars:
     "PATH",

@@ -70,6 +70,14 @@ def test_a_config_error_names_the_key(workflow):
     assert done.returncode != 0 and "max_iters" in done.stdout + done.stderr
 
 
+def test_a_bad_sheet_row_is_named_before_anything_runs(workflow):
+    (workflow / "config" / "samples.tsv").write_text("sample\tinput\ttask\nx\ty\tsharpen\n")
+    done = snakemake(workflow, "-n")
+    assert done.returncode != 0
+    assert "samples.tsv row 2: task 'sharpen' must be one of" in done.stdout + done.stderr
+    assert not (workflow / "results").exists()
+
+
 def test_dry_run_plans_one_restore_per_sample(workflow):
     done = snakemake(workflow, "-n", "--configfile", "quick.yaml")
     assert done.returncode == 0, done.stderr
