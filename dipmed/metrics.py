@@ -22,8 +22,13 @@ def psnr(estimate: np.ndarray, reference: np.ndarray, data_range: float, mask=No
 
 def ssim(estimate: np.ndarray, reference: np.ndarray, data_range: float, mask=None) -> float | None:
     """Mean SSIM (over `mask` when given); None when an axis is under 11 voxels."""
+    return _ssim_means(estimate, reference, data_range, mask)[0 if mask is None else 1]
+
+
+def _ssim_means(estimate, reference, data_range: float, mask) -> tuple:
+    """SSIM over the volume and within `mask` (None without one), from one SSIM map."""
     if min(np.shape(reference)) < SSIM_MIN_SIZE:
-        return None
+        return None, None
     value, full = structural_similarity(
         np.asarray(estimate, np.float64),
         np.asarray(reference, np.float64),
@@ -33,7 +38,7 @@ def ssim(estimate: np.ndarray, reference: np.ndarray, data_range: float, mask=No
         use_sample_covariance=False,
         full=True,
     )
-    return float(full[mask].mean() if mask is not None else value)
+    return float(value), (float(full[mask].mean()) if mask is not None else None)
 
 
 def nrmse(estimate: np.ndarray, reference: np.ndarray, data_range: float) -> float:
@@ -50,10 +55,11 @@ def data_range(reference: np.ndarray) -> tuple[float, str]:
 
 def full_reference(estimate: np.ndarray, reference: np.ndarray, rng: float, mask) -> dict:
     """PSNR, SSIM and NRMSE over the whole volume, and PSNR/SSIM within `mask`."""
+    whole, foreground = _ssim_means(estimate, reference, rng, mask)
     return {
         "psnr": psnr(estimate, reference, rng),
-        "ssim": ssim(estimate, reference, rng),
+        "ssim": whole,
         "nrmse": nrmse(estimate, reference, rng),
         "psnr_foreground": psnr(estimate, reference, rng, mask),
-        "ssim_foreground": ssim(estimate, reference, rng, mask),
+        "ssim_foreground": foreground,
     }

@@ -93,3 +93,19 @@ def test_identifiers_are_redacted_in_every_spelling():
     assert out["a"][1] == f"born {REDACTED} or {REDACTED}"
     assert redact("DOES and Q stay", tokens) == "DOES and Q stay"  # word parts, short tokens
     assert identifiers(Volume(np.zeros((2, 2, 2)), np.eye(4))) == set()  # NIfTI: none
+
+
+def test_psnr_and_ssim_agree_with_monai():
+    import torch
+    from monai.metrics import PSNRMetric, SSIMMetric
+
+    from dipmed.metrics import psnr, ssim
+
+    rng = np.random.default_rng(3)
+    clean = head_phantom((23, 19, 17)).astype(np.float64)
+    noisy = clean + rng.normal(0, 0.05, clean.shape)
+    x, y = (torch.from_numpy(a)[None, None] for a in (noisy, clean))
+    monai_psnr = float(PSNRMetric(max_val=1.0)(x, y))
+    monai_ssim = float(SSIMMetric(spatial_dims=3, data_range=1.0)(x, y))
+    assert psnr(noisy, clean, 1.0) == pytest.approx(monai_psnr, abs=1e-6)
+    assert ssim(noisy, clean, 1.0) == pytest.approx(monai_ssim, abs=1e-4)
