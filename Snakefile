@@ -73,7 +73,7 @@ rule restore:
     resources:
         mem_mb=lambda w, attempt: RESOURCES["mem_mb"] * attempt,
         runtime=lambda w, attempt: RESOURCES["runtime"] * attempt,
-        gpu=RESOURCES["gpu"],
+        gpu=RESOURCES["gpu"] or int(config["restore"]["device"] == "cuda"),
     retries: RESOURCES["retries"]
     conda:
         "config/envs/dipmed.yaml"
