@@ -96,6 +96,7 @@ def restore(
         noise_sigma=sigma / normaliser.scale,
         mask=task.mask,
         style="tv" if config.anchor == "none" else config.anchor,
+        operator=operator,
     )
     anchor = None if config.anchor == "none" else torch.from_numpy(baseline)
     prior = DeepPrior(

@@ -9,7 +9,7 @@ TASKS = {
 }
 ANCHORS = {
     "denoise": {"tv": "total-variation denoising", "gaussian": "Gaussian smoothing"},
-    "sr": "trilinear interpolation",
+    "sr": "trilinear interpolation, Gaussian-smoothed until it no longer fits the noise",
     "inpaint": "a normalised-convolution fill",
 }
 
