@@ -7,8 +7,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from metrics import psnr
 from scipy.ndimage import gaussian_filter, zoom
+
+from dipmed.metrics import psnr
 
 
 def best_of(name: str, run: Callable[[float], np.ndarray], grid, clean, data_range) -> dict:

@@ -31,11 +31,11 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from baselines import denoisers, interpolators  # noqa: E402
-from metrics import psnr, ssim  # noqa: E402
 
 from dipmed.config import load_config  # noqa: E402
+from dipmed.metrics import psnr, ssim  # noqa: E402
 from dipmed.noise import add_noise  # noqa: E402
-from dipmed.operators import Downsample  # noqa: E402
+from dipmed.operators import Downsample, apply  # noqa: E402
 from dipmed.restore import Task, restore  # noqa: E402
 from dipmed.volume import Meta, Volume  # noqa: E402
 
@@ -108,8 +108,7 @@ def denoise_case(name, clean, noisy, sigma, data_range, mask, cap, modality, dev
 def sr_case(name, clean, factor, data_range, mask, cap, device, noise=0.0, rng=None):
     """Thick slices (box profile), with Rician noise of `noise` x max added to them."""
     factors = (1, 1, factor)
-    thick = Downsample(factors).forward(torch.from_numpy(clean)[None, None].double())
-    thick = thick[0, 0].float().numpy()
+    thick = apply(Downsample(factors), clean).astype(np.float32)
     if noise > 0:
         thick = add_noise(thick, noise, "rician", rng)
     print(f"[{name}] thick {thick.shape}", flush=True)

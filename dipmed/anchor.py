@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
+from dipmed.operators import apply
+
 _FILL_SIGMA_VOX = 2.0  # inpainting: reach of the Gaussian that spreads known voxels
 _SIGMA_CANDIDATES_VOX = (0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
 
@@ -56,11 +58,11 @@ def smoothing_for(measured: np.ndarray, noise_sigma: float) -> float:
     (misfit <= tau * sigma^2, tau < 1) then fires on the way down, not at the start.
     A narrow anchor also keeps fine detail (CT) that wide smoothing would erase.
     """
-    for candidate in _SIGMA_CANDIDATES_VOX:
-        residual = float(np.mean((measured - _smooth(measured, candidate)) ** 2))
-        if residual > noise_sigma**2:
-            return candidate
-    return _SIGMA_CANDIDATES_VOX[-1]
+    return _narrowest(
+        _SIGMA_CANDIDATES_VOX,
+        lambda s: float(np.mean((measured - _smooth(measured, s)) ** 2)),
+        noise_sigma,
+    )
 
 
 def sr_anchor(measured: np.ndarray, out_shape, noise_sigma: float, operator) -> np.ndarray:
@@ -75,14 +77,17 @@ def sr_anchor(measured: np.ndarray, out_shape, noise_sigma: float, operator) -> 
     up = upsample_linear(measured, out_shape)
     if operator is None:
         return up
-    y = torch.from_numpy(np.ascontiguousarray(measured, dtype=np.float64))[None, None]
-    candidate = up
-    for sigma_vox in (0.0, *_SIGMA_CANDIDATES_VOX):
-        candidate = _smooth(up, sigma_vox)
-        fitted = operator.forward(torch.from_numpy(candidate.astype(np.float64))[None, None])
-        if float(torch.mean((fitted - y) ** 2)) > noise_sigma**2:
-            break
-    return candidate
+    sigma_vox = _narrowest(
+        (0.0, *_SIGMA_CANDIDATES_VOX),
+        lambda s: float(np.mean((apply(operator, _smooth(up, s)) - measured) ** 2)),
+        noise_sigma,
+    )
+    return _smooth(up, sigma_vox)
+
+
+def _narrowest(candidates, misfit, noise_sigma: float) -> float:
+    """The first candidate width whose `misfit(width)` exceeds sigma^2 (else the widest)."""
+    return next((s for s in candidates if misfit(s) > noise_sigma**2), candidates[-1])
 
 
 def tv_for(measured: np.ndarray, noise_sigma: float, *, ratio: float = 1.0) -> np.ndarray:

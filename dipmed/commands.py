@@ -14,7 +14,7 @@ from dipmed.errors import InputError
 from dipmed.io import read_volume, write_volume
 from dipmed.io.paths import check_output
 from dipmed.noise import add_noise
-from dipmed.operators import Downsample
+from dipmed.operators import Downsample, apply
 from dipmed.progress import ProgressPrinter
 from dipmed.report import Run, write_report
 from dipmed.restore import Task, restore
@@ -67,7 +67,7 @@ def run_restore(args: argparse.Namespace) -> None:
     volume = read_volume(args.input, series=args.series, volume=args.volume)
     check_output(args.input, args.output, overwrite=args.overwrite)
     if args.report is not None:
-        check_report_folder(args)
+        _check_report_folder(args)
     bad = int(np.size(volume.array) - np.count_nonzero(np.isfinite(volume.array)))
     if bad:
         raise InputError(
@@ -126,7 +126,7 @@ def _task(args: argparse.Namespace, volume) -> Task:
     return Task("denoise")
 
 
-def check_report_folder(args: argparse.Namespace) -> None:
+def _check_report_folder(args: argparse.Namespace) -> None:
     """The report folder: not the input or the output, not inside either, not existing."""
     check_output(args.input, args.report, overwrite=args.overwrite)
     check_output(args.output, args.report, overwrite=args.overwrite)
@@ -137,7 +137,7 @@ def _reference(args: argparse.Namespace, volume, task: Task):
     if args.reference is None:
         return None
     reference = read_volume(args.reference)
-    shape = tuple(n * f for n, f in zip(volume.shape, task.factors, strict=True))
+    shape = task.output_shape(volume.shape)
     affine = refine_affine(volume.affine, task.factors)
     if reference.shape != shape or not np.allclose(reference.affine, affine, atol=1e-3):
         raise InputError(
@@ -191,5 +191,4 @@ def _downsample(array: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
     crop = tuple(slice(0, n // f * f) for n, f in zip(array.shape, factors, strict=True))
     if any(n // f < 1 for n, f in zip(array.shape, factors, strict=True)):
         raise InputError(f"--factor {factors} is larger than the volume {array.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(array[crop]))[None, None].double()
-    return Downsample(factors).forward(x)[0, 0].float().numpy()
+    return apply(Downsample(factors), array[crop]).astype(np.float32)

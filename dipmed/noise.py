@@ -37,6 +37,11 @@ def estimate_sigma(
     return float(np.median(np.abs(detail)) / _MAD_TO_STD) if detail.size else 0.0
 
 
+def estimate_noise(volume: np.ndarray, modality: str) -> float:
+    """`estimate_sigma` as dipmed applies it: MR magnitude data from the foreground only."""
+    return estimate_sigma(volume, foreground_only=modality == "MR")
+
+
 def _even(x: np.ndarray) -> np.ndarray:
     return x[: x.shape[0] // 2 * 2, : x.shape[1] // 2 * 2, : x.shape[2] // 2 * 2]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -92,6 +93,12 @@ class Mask:
 
     def take(self, axis: int, index: torch.Tensor) -> Mask:
         return Mask(self.mask.index_select(axis, index.to(self.mask.device)))
+
+
+def apply(operator, array: np.ndarray) -> np.ndarray:
+    """A(array) for one volume (X, Y, Z) given as numpy, computed in float64."""
+    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))[None, None]
+    return operator.forward(x)[0, 0].numpy()
 
 
 def slice_profile(factor: int, profile: str) -> torch.Tensor:

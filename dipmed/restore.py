@@ -13,8 +13,8 @@ from dipmed.config import RestoreConfig
 from dipmed.errors import InputError
 from dipmed.fit import FitResult, Progress, fit
 from dipmed.losses import make_loss
-from dipmed.noise import estimate_sigma
-from dipmed.operators import Downsample, Identity, Mask
+from dipmed.noise import estimate_noise
+from dipmed.operators import Downsample, Identity, Mask, apply
 from dipmed.prior import DeepPrior
 from dipmed.stopping import DiscrepancyStop, NoStop, VarianceStop
 from dipmed.volume import Volume, refine_affine
@@ -29,6 +29,10 @@ class Task:
     kind: str
     factors: tuple[int, int, int] = (1, 1, 1)
     mask: np.ndarray | None = None
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """The restored grid for an input of `shape` (finer by the factors for sr)."""
+        return tuple(n * f for n, f in zip(shape, self.factors, strict=True))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ def restore(
     """
     device = pick_device(config.device)
     operator = make_operator(task, config)
-    out_shape = tuple(n * f for n, f in zip(volume.shape, task.factors, strict=True))
+    out_shape = task.output_shape(volume.shape)
     mode, axis = pick_mode(out_shape, task.factors, config, device)
     normaliser = Normaliser.of(volume.array)
     measured = normaliser.forward(volume.array)
@@ -120,11 +124,10 @@ def restore(
     )
     restored = normaliser.inverse(result.output)
     affine = refine_affine(volume.affine, task.factors) if task.kind == "sr" else volume.affine
-    fitted = operator.forward(torch.from_numpy(restored)[None, None].double())[0, 0]
     return Restoration(
         volume.with_array(restored, affine),
         normaliser.inverse(baseline),
-        fitted.float().numpy(),
+        apply(operator, restored).astype(np.float32),
         normaliser,
         result,
         sigma,
@@ -215,6 +218,5 @@ def _max_3d_voxels(device: torch.device, config: RestoreConfig) -> float:
 def _sigma(measured, volume, task, config, normaliser) -> tuple[float, bool]:
     if config.noise_sigma > 0:
         return config.noise_sigma, False
-    foreground = volume.meta.modality == "MR"
-    sigma = estimate_sigma(measured, foreground_only=foreground) * normaliser.scale
+    sigma = estimate_noise(measured, volume.meta.modality) * normaliser.scale
     return max(sigma, 1e-6 * normaliser.scale), True

@@ -54,7 +54,7 @@ class Volume:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """Voxel size in mm along each array axis (norms of the affine's columns)."""
-        return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))  # type: ignore[return-value]
+        return tuple(float(s) for s in spacing_of(self.affine))  # type: ignore[return-value]
 
     @property
     def orientation(self) -> str:
@@ -64,6 +64,11 @@ class Volume:
     def with_array(self, array: np.ndarray, affine: np.ndarray | None = None) -> Volume:
         """The same scan with new voxels (and, for a new grid, a new affine)."""
         return replace(self, array=array, affine=self.affine if affine is None else affine)
+
+
+def spacing_of(affine: np.ndarray) -> np.ndarray:
+    """Voxel size in mm along each array axis of a 4x4 affine (its columns' norms)."""
+    return np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
 
 
 def world_centre(volume: Volume) -> np.ndarray:

@@ -8,6 +8,7 @@ import glob
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from shlex import quote
 
 from dipmed.errors import InputError
 
@@ -51,9 +52,9 @@ class Sample:
     def options(self) -> str:
         """Per-sample CLI options."""
         parts = [f"--factor {self.factor}"] if self.task == "sr" else []
-        parts += [f"--mask {_quote(self.mask)}"] if self.task == "inpaint" else []
-        parts += [f"--series {_quote(self.series)}"] if self.series else []
-        parts += [f"--reference {_quote(self.reference)}"] if self.reference else []
+        parts += [f"--mask {quote(self.mask)}"] if self.task == "inpaint" else []
+        parts += [f"--series {quote(self.series)}"] if self.series else []
+        parts += [f"--reference {quote(self.reference)}"] if self.reference else []
         return " ".join(parts)
 
 
@@ -77,7 +78,7 @@ def restore_options(sample: Sample, config: dict) -> str:
     parts = [sample.options(), f"--device {run['device']}", f"--seed {run['seed']}"]
     parts += [f"--max-iters {run['max_iters']}"] if run["max_iters"] else []
     parts += [f"--mode {run['mode']}"] if run["mode"] != "auto" else []
-    parts += [f"--config {_quote(run['config'])}"] if run["config"] else []
+    parts += [f"--config {quote(run['config'])}"] if run["config"] else []
     return " ".join(p for p in parts if p)
 
 
@@ -121,7 +122,3 @@ def _check(row: dict, where: str) -> Sample:
     if not sample.input:
         raise InputError(f"{where}: input is empty")
     return sample
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"

@@ -6,14 +6,16 @@ import hashlib
 import os
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 from pydicom.uid import generate_uid
+from scipy.ndimage import gaussian_filter
 
 from dipmed.cli import main
 from dipmed.io.dicom_template import classic_template
 from dipmed.io.dicom_write import write_new_series
-from dipmed.phantom import ct_phantom
+from dipmed.phantom import add_rician_noise, ct_phantom, mr_phantom
 from dipmed.volume import Volume
 
 PATIENT = {"PatientName": "DOE^JANE", "PatientID": "PID-123456", "PatientBirthDate": "19800229"}
@@ -44,6 +46,19 @@ def write_ct_series(folder: Path, volume: Volume, *, intercept: float = -1024.0,
     template = ct_template(**extra)
     write_new_series(volume, folder, template=template, rescale=(1.0, intercept))
     return template
+
+
+@pytest.fixture
+def mr_pair(tmp_path):
+    """A clean MR phantom (the reference, edges blurred by 1 voxel as partial volume does)
+    and a Rician-noisy copy, 34x30x22 voxels."""
+    clean = gaussian_filter(mr_phantom((34, 30, 22)), 1.0)
+    noisy = add_rician_noise(clean, 0.06 * clean.max(), np.random.default_rng(5))
+    affine = np.diag([1.1, 0.9, 1.6, 1.0])
+    paths = tmp_path / "clean.nii.gz", tmp_path / "sub-01_T1w.nii.gz"
+    for path, data in zip(paths, (clean, noisy), strict=True):
+        nib.save(nib.Nifti1Image(np.asarray(data, np.float32), affine), path)
+    return paths
 
 
 @pytest.fixture

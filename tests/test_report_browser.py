@@ -10,13 +10,11 @@ import re
 import shutil
 import subprocess
 
-import nibabel as nib
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import run_cli
-from dipmed.phantom import add_rician_noise, mr_phantom
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
@@ -61,15 +59,11 @@ def _chromium(tmp_path, *args: str) -> str:
 
 
 @pytest.fixture
-def report_folder(tmp_path, capsys):
-    clean = mr_phantom((30, 28, 20))
-    noisy = add_rician_noise(clean, 40.0, np.random.default_rng(2))
-    paths = tmp_path / "clean.nii.gz", tmp_path / "noisy.nii.gz"
-    for path, data in zip(paths, (clean, noisy), strict=True):
-        nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 1.5, 1.0])), path)
+def report_folder(tmp_path, capsys, mr_pair):
+    clean, noisy = mr_pair
     folder = tmp_path / "report"
-    args = ["denoise", paths[1], tmp_path / "o.nii.gz", "--report", folder]
-    code, _, err = run_cli(capsys, *args, "--reference", paths[0], "--max-iters", "5")
+    args = ["denoise", noisy, tmp_path / "o.nii.gz", "--report", folder]
+    code, _, err = run_cli(capsys, *args, "--reference", clean, "--max-iters", "5")
     assert code == 0, err
     return folder
 

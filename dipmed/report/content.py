@@ -11,7 +11,7 @@ import numpy as np
 from dipmed import metrics, quality
 from dipmed.config import RestoreConfig
 from dipmed.io import output_format
-from dipmed.noise import estimate_sigma
+from dipmed.noise import estimate_noise
 from dipmed.report.provenance import peak_host_memory_bytes, provenance
 from dipmed.restore import Restoration, Task
 from dipmed.volume import Volume
@@ -108,7 +108,7 @@ def _metrics(run: Run) -> dict:
 
 
 def _no_reference(array: np.ndarray, mask: np.ndarray, modality: str) -> dict:
-    sigma = estimate_sigma(array, foreground_only=modality == "MR")
+    sigma = estimate_noise(array, modality)
     return {
         "sigma": sigma,
         "snr": quality.snr(array, mask, sigma),

@@ -21,7 +21,7 @@ def figures(run: Run) -> list[Figure]:
     r = run.restoration
     out_volume = r.volume
     centre = world_centre(out_volume)
-    scale = px_per_mm_for(out_volume.shape, out_volume.affine)
+    scale = px_per_mm_for(out_volume)
     units = run.volume.meta.units
 
     def view(array, affine, window):

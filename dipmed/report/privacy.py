@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from pydicom.multival import MultiValue
+
 from dipmed.volume import Volume
 
 # Attributes whose values identify a patient (DICOM PS3.15 basic profile, the common ones)
@@ -58,7 +60,7 @@ def _walk(data, pattern: re.Pattern):
 def _variants(keyword: str, value) -> set[str]:
     if value is None or value == "":
         return set()
-    values = value if isinstance(value, list | tuple) or _is_multi(value) else [value]
+    values = value if isinstance(value, list | tuple | MultiValue) else [value]
     out: set[str] = set()
     for item in values:
         text = str(item).strip()
@@ -68,7 +70,3 @@ def _variants(keyword: str, value) -> set[str]:
         if keyword.endswith("BirthDate") and re.fullmatch(r"\d{8}", text):
             out |= {f"{text[:4]}-{text[4:6]}-{text[6:]}", f"{text[6:]}.{text[4:6]}.{text[:4]}"}
     return out
-
-
-def _is_multi(value) -> bool:
-    return type(value).__name__ == "MultiValue"

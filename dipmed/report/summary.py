@@ -44,11 +44,12 @@ COLUMNS = (  # (column, path into report.json)
 
 def summarize(reports: list[Path], out: Path, *, overwrite: bool = False) -> list[dict]:
     """Write `out`/summary.tsv and summary.html for `reports` (files or their folders)."""
-    loaded = [(path, _load(path)) for path in reports]
+    files = [path / "report.json" if path.is_dir() else path for path in reports]
+    loaded = [(file, _load(file)) for file in files]
     for name in ("summary.tsv", "summary.html"):
         if (out / name).exists() and not overwrite:
             raise InputError(f"{out / name} exists; pass --overwrite to replace it")
-    rows = [_row(path, report) for path, report in loaded]
+    rows = [_row(file, report) for file, report in loaded]
     out.mkdir(parents=True, exist_ok=True)
     with atomic_output(out / "summary.tsv") as tmp:
         tmp.write_text(_tsv(rows))
@@ -57,8 +58,7 @@ def summarize(reports: list[Path], out: Path, *, overwrite: bool = False) -> lis
     return rows
 
 
-def _load(path: Path) -> dict:
-    file = path / "report.json" if path.is_dir() else path
+def _load(file: Path) -> dict:
     try:
         report = json.loads(file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -68,11 +68,10 @@ def _load(path: Path) -> dict:
         ) from None
     if not isinstance(report, dict) or "dipmed_report" not in report:
         raise InputError(f"{file} is not a dipmed report (no dipmed_report key)")
-    return report | {"_file": str(file)}
+    return report
 
 
-def _row(path: Path, report: dict) -> dict:
-    file = Path(report["_file"])
+def _row(file: Path, report: dict) -> dict:
     row = {"report": str(file.parent), "_html": file.parent / "report.html"}
     for column, keys in COLUMNS:
         row[column] = _get(report, keys)

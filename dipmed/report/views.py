@@ -12,6 +12,8 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 
+from dipmed.volume import Volume, spacing_of
+
 GAP_PX = 6  # black gap between the three planes of a row
 CT_WINDOWS = (("brain", 40.0, 80.0), ("soft tissue", 40.0, 400.0), ("bone", 600.0, 2800.0))
 MR_PERCENTILES = (0.5, 99.5)
@@ -65,10 +67,9 @@ def triplanar_png(
     return _png(_side_by_side(images))
 
 
-def px_per_mm_for(shape: tuple[int, ...], affine: np.ndarray, target_px: int = 150) -> float:
+def px_per_mm_for(volume: Volume, target_px: int = 150) -> float:
     """Scale at which the volume's largest extent is about `target_px` pixels."""
-    spacing = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
-    return target_px / float(np.max(np.asarray(shape) * spacing))
+    return target_px / float(np.max(np.asarray(volume.shape) * volume.spacing))
 
 
 def data_uri(png: bytes) -> str:
@@ -81,7 +82,7 @@ def _canonical(array, affine, centre_mm):
     to_ras = nib.orientations.ornt_transform(ornt, nib.orientations.axcodes2ornt("RAS"))
     data = nib.orientations.apply_orientation(array, to_ras)
     new_affine = affine @ nib.orientations.inv_ornt_aff(to_ras, array.shape)
-    spacing = np.sqrt((new_affine[:3, :3] ** 2).sum(axis=0))
+    spacing = spacing_of(new_affine)
     voxel = np.linalg.solve(new_affine, np.append(centre_mm, 1.0))[:3]
     index = np.clip(np.round(voxel).astype(int), 0, np.asarray(data.shape) - 1)
     return data, spacing, index
