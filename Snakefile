@@ -37,12 +37,38 @@ wildcard_constraints:
     name="|".join(re.escape(name) for name in SAMPLES),
 
 
+# denoised samples also get a per-voxel uncertainty map when restore.uncertainty is on
+UNCERTAIN = [n for n, s in SAMPLES.items() if s.task == "denoise" and config["restore"]["uncertainty"]]
+PLAIN = [n for n in SAMPLES if n not in UNCERTAIN]
+
+
+def one_of(names):
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def restore_outputs(names):
+    """The restore job's outputs for the samples `names` (one wildcard pattern)."""
+    name = f"{{name,{one_of(names)}}}"
+    return dict(
+        volume=f"{RESULTS}/dipmed/{name}.nii.gz",
+        sidecar=f"{RESULTS}/dipmed/{name}.json",
+        report_json=f"{RESULTS}/reports/{name}/report.json",
+        report_html=report(
+            f"{RESULTS}/reports/{name}/report.html",
+            caption="config/report/restore.rst",
+            category="Scans",
+            labels=lambda w: {"scan": w.name, "task": SAMPLES[w.name].task},
+        ),
+    )
+
+
 report: "config/report/workflow.rst"
 
 
 rule all:
     input:
         expand(f"{RESULTS}/dipmed/{{name}}.nii.gz", name=SAMPLES),
+        expand(f"{RESULTS}/dipmed/{{name}}_uncertainty.nii.gz", name=UNCERTAIN),
         f"{RESULTS}/dipmed/dataset_description.json",
         f"{RESULTS}/summary.tsv",
         f"{RESULTS}/summary.html",
@@ -52,16 +78,9 @@ rule restore:
     input:
         unpack(lambda w: SAMPLES[w.name].inputs()),
     output:
-        volume=f"{RESULTS}/dipmed/{{name}}.nii.gz",
-        sidecar=f"{RESULTS}/dipmed/{{name}}.json",
-        report_json=f"{RESULTS}/reports/{{name}}/report.json",
-        report_html=report(
-            f"{RESULTS}/reports/{{name}}/report.html",
-            caption="config/report/restore.rst",
-            category="Scans",
-            labels=lambda w: {"scan": w.name, "task": SAMPLES[w.name].task},
-        ),
+        **restore_outputs(PLAIN),
     params:
+        extra="",
         task=lambda w: SAMPLES[w.name].task,
         options=lambda w: restore_options(SAMPLES[w.name], config),
         report=lambda w, output: os.path.dirname(output.report_json),
@@ -79,7 +98,18 @@ rule restore:
         "config/envs/dipmed.yaml"
     shell:
         "dipmed {params.task} {input.scan:q} {output.volume:q} --report {params.report:q}"
-        " --overwrite --threads {threads} {params.options} > {log:q} 2>&1"
+        " --overwrite --threads {threads} {params.options} {params.extra} > {log:q} 2>&1"
+
+
+use rule restore as restore_with_uncertainty with:
+    output:
+        **restore_outputs(UNCERTAIN),
+        uncertainty=f"{RESULTS}/dipmed/{{name}}_uncertainty.nii.gz",
+    params:
+        extra=lambda w, output: f"--uncertainty {output.uncertainty}",
+        task=lambda w: SAMPLES[w.name].task,
+        options=lambda w: restore_options(SAMPLES[w.name], config),
+        report=lambda w, output: os.path.dirname(output.report_json),
 
 
 rule summary:

@@ -1,18 +1,33 @@
-"""Classical restorations at their best settings (tuned with the reference: an oracle,
-favourable to the baselines), for comparison with dipmed."""
+"""What users run instead of dipmed, each at its documented or best setting, on the same input.
+
+Every entry says which noise level the tool was given ("sigma"): the true one, its own
+estimate, none (the tool estimates inside), or a parameter tuned with the reference (an
+oracle in the tool's favour). Peers whose pins clash with dipmed's run in their own
+virtual environments (benchmarks/setup_peers.sh), as subprocesses on NIfTI files.
+"""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 from scipy.ndimage import gaussian_filter, zoom
 
 from dipmed.metrics import psnr
+from dipmed.restoration.vst import RicianVST
+
+HERE = Path(__file__).resolve().parent
+VENVS = HERE / ".venvs"
+AUTODEN_EPOCHS = 600
 
 
-def best_of(name: str, run: Callable[[float], np.ndarray], grid, clean, data_range) -> dict:
+def best_of(name: str, run: Callable[[float], np.ndarray], grid, clean, data_range, sigma):
     """Run `run(p)` for each p in `grid`; keep the best PSNR (and the time of that run)."""
     best = None
     for parameter in grid:
@@ -21,20 +36,29 @@ def best_of(name: str, run: Callable[[float], np.ndarray], grid, clean, data_ran
         seconds = time.perf_counter() - start
         score = psnr(estimate, clean, data_range)
         if best is None or score > best["psnr"]:
-            best = {
-                "method": name,
-                "parameter": parameter,
-                "psnr": score,
-                "seconds": seconds,
-                "estimate": estimate,
-            }
+            best = _entry(name, estimate, seconds, sigma, parameter=parameter)
+            best["psnr"] = score
     return best
 
 
-def denoisers(noisy: np.ndarray, sigma: float, clean: np.ndarray, data_range: float) -> list:
-    from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
+def _entry(name, estimate, seconds, sigma, **extra) -> dict:
+    return {"method": name, "estimate": estimate, "seconds": seconds, "sigma": sigma, **extra}
 
-    scale = float(noisy.max())
+
+def _timed(name: str, sigma: str, run: Callable[[], np.ndarray]) -> dict:
+    start = time.perf_counter()
+    estimate = np.asarray(run(), np.float32)
+    return _entry(name, estimate, time.perf_counter() - start, sigma)
+
+
+def denoisers(noisy, sigma, clean, data_range, modality: str, threads: int) -> list:
+    """Classical and peer denoisers; MR noise is Rician, CT noise Gaussian."""
+    from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, estimate_sigma
+
+    rician = modality == "MR"
+    own = float(estimate_sigma(noisy))
+    tuned = "tuned with the reference"
+    scale = float(np.abs(noisy).max())
     results = [
         best_of(
             "Gaussian",
@@ -42,6 +66,7 @@ def denoisers(noisy: np.ndarray, sigma: float, clean: np.ndarray, data_range: fl
             [0.5, 0.75, 1.0, 1.25, 1.5],
             clean,
             data_range,
+            tuned,
         ),
         best_of(
             "TV (Chambolle)",
@@ -49,32 +74,107 @@ def denoisers(noisy: np.ndarray, sigma: float, clean: np.ndarray, data_range: fl
             [0.02, 0.04, 0.06, 0.08, 0.12, 0.16],
             clean,
             data_range,
+            tuned,
         ),
         best_of(
-            "NLM",
+            "NLM (scikit-image)",
             lambda h: denoise_nl_means(
                 noisy, h=h * sigma, sigma=sigma, patch_size=3, patch_distance=4, fast_mode=True
             ),
             [0.6, 0.8, 1.0, 1.2],
             clean,
             data_range,
+            f"true; h {tuned}",
+        ),
+        _timed(
+            "NLM (scikit-image)",
+            "own estimate",
+            lambda: denoise_nl_means(
+                noisy, h=0.8 * own, sigma=own, patch_size=3, patch_distance=4, fast_mode=True
+            ),
         ),
     ]
+    results += _dipy(noisy, sigma, rician, threads)
+    results += _subprocess_peers(noisy, modality, threads)
+    results += _bm4d(noisy, sigma, own, rician)
+    return results
+
+
+def _dipy(noisy, sigma, rician: bool, threads: int) -> list:
+    from dipy.denoise.nlmeans import nlmeans
+    from dipy.denoise.noise_estimate import estimate_sigma
+
+    def run(s):
+        return nlmeans(
+            noisy.astype(np.float32),
+            s,
+            patch_radius=1,
+            block_radius=2,
+            rician=rician,
+            num_threads=threads,
+            method="blockwise",
+        )
+
+    own = float(estimate_sigma(noisy, N=1 if rician else 0)[0])
+    return [
+        _timed("dipy nlmeans", "true", lambda: run(sigma)),
+        _timed("dipy nlmeans", "own estimate", lambda: run(own)),
+    ]
+
+
+def _bm4d(noisy, sigma, own, rician: bool) -> list:
     try:
         import bm4d
-
-        results.append(
-            best_of(
-                "BM4D",
-                lambda m: bm4d.bm4d(noisy, m * sigma).astype(np.float32),
-                [1.0],
-                clean,
-                data_range,
-            )
-        )
     except ImportError:
-        print("bm4d not installed: pip install bm4d (skipping the BM4D baseline)")
-    return results
+        print("bm4d not installed: pip install bm4d (skipping the BM4D baselines)")
+        return []
+
+    def plain(s):
+        return bm4d.bm4d(noisy, s).astype(np.float32)
+
+    def with_vst(s):
+        vst = RicianVST(s)
+        return vst.inverse(bm4d.bm4d(vst.forward(noisy), 1.0))
+
+    out = [_timed("BM4D", "true", lambda: plain(sigma))]
+    if rician:
+        out.append(_timed("BM4D + VST", "true", lambda: with_vst(sigma)))
+        out.append(_timed("BM4D + VST", "own estimate", lambda: with_vst(own)))
+    else:
+        out.append(_timed("BM4D", "own estimate", lambda: plain(own)))
+    return out
+
+
+def _subprocess_peers(noisy, modality: str, threads: int) -> list:
+    out = []
+    ants = VENVS / "ants" / "bin" / "python"
+    if ants.exists() and modality == "MR":  # ANTs' Rician model is for magnitude MR
+        out.append(_peer("ANTs denoise_image", ants, "ants_denoise.py", noisy, [str(threads)]))
+    autoden = VENVS / "autodenoise" / "bin" / "python"
+    if autoden.exists():
+        args = [str(threads), str(AUTODEN_EPOCHS)]
+        entry = _peer("auto-denoise DIP", autoden, "autoden_dip.py", noisy, args)
+        entry["parameter"] = f"{AUTODEN_EPOCHS} epochs"
+        out.append(entry)
+    if not out:
+        print("peer venvs missing: bash benchmarks/setup_peers.sh (skipping ANTs, auto-denoise)")
+    return out
+
+
+def _peer(name: str, python: Path, script: str, noisy, args) -> dict:
+    """Run a peer's script in its venv on a NIfTI copy of `noisy`; its own timing."""
+    with tempfile.TemporaryDirectory() as folder:
+        src, dst = Path(folder) / "in.nii.gz", Path(folder) / "out.nii.gz"
+        nib.save(nib.Nifti1Image(np.asarray(noisy, np.float32), np.eye(4)), src)
+        done = subprocess.run(
+            [str(python), str(HERE / "peers" / script), str(src), str(dst), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seconds = float(re.search(r"seconds ([0-9.]+)", done.stdout).group(1))
+        estimate = np.asarray(nib.load(dst).dataobj, np.float32)
+    return _entry(name, estimate, seconds, "none (estimated inside)")
 
 
 def interpolators(thick: np.ndarray, factors, clean, data_range) -> list:
@@ -83,17 +183,7 @@ def interpolators(thick: np.ndarray, factors, clean, data_range) -> list:
     def resample(order: int) -> np.ndarray:
         return zoom(thick, factors, order=order, grid_mode=True, mode="nearest")
 
-    results = []
-    for name, order in (("linear", 1), ("cubic", 3)):
-        start = time.perf_counter()
-        estimate = resample(order)
-        results.append(
-            {
-                "method": name,
-                "parameter": None,
-                "psnr": psnr(estimate, clean, data_range),
-                "seconds": time.perf_counter() - start,
-                "estimate": estimate,
-            }
-        )
-    return results
+    return [
+        _timed(name, "", lambda o=order: resample(o))
+        for name, order in (("linear", 1), ("cubic", 3))
+    ]

@@ -31,12 +31,15 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from baselines import denoisers, interpolators  # noqa: E402
+from scipy.ndimage import convolve  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
 
 from dipmed.config import load_config  # noqa: E402
 from dipmed.metrics import psnr, ssim  # noqa: E402
-from dipmed.noise import add_noise  # noqa: E402
-from dipmed.operators import Downsample, apply  # noqa: E402
-from dipmed.restore import Task, restore  # noqa: E402
+from dipmed.restoration.noise import add_noise  # noqa: E402
+from dipmed.restoration.operators import Downsample, apply  # noqa: E402
+from dipmed.restoration.restore import Task, restore  # noqa: E402
+from dipmed.restoration.vst import RicianVST  # noqa: E402
 from dipmed.volume import Meta, Volume  # noqa: E402
 
 SIZES = {  # crop shape (multiples of 16: the generator's grid), iteration cap
@@ -53,8 +56,8 @@ def crop_centre(array: np.ndarray, shape) -> np.ndarray:
     return array[tuple(slice(a, a + s) for a, s in zip(starts, shape, strict=True))]
 
 
-def run_dipmed(degraded: np.ndarray, task: Task, clean, data_range, cap, modality, device):
-    """dipmed with its defaults, run on to the cap to find the best iterate (oracle)."""
+def run_dipmed(degraded, task: Task, clean, data_range, cap, modality, device):
+    """dipmed SR with its defaults, run on to the cap to find the best iterate (oracle)."""
     config = load_config(None, device=device, **{"fit.max_iters": cap, "fit.run_past_stop": True})
     curve = []
     result = restore(
@@ -63,26 +66,69 @@ def run_dipmed(degraded: np.ndarray, task: Task, clean, data_range, cap, modalit
         config,
         monitor=lambda i, out: curve.append(psnr(out, clean, data_range)),
     )
-    best_iteration = int(np.argmax(curve)) + 1
     fit = result.fit
     return {
         "method": "dipmed",
+        "sigma": "own estimate",
         "estimate": result.volume.array,
         "seconds": fit.seconds,
         "iterations": fit.iterations,
         "stop_reason": fit.stop_reason,
         "chosen_iteration": fit.best_iteration,
-        "best_iteration": best_iteration,
+        "best_iteration": int(np.argmax(curve)) + 1,
         "best_iterate_psnr": float(max(curve)),
         "mode": result.mode,
         "sigma_estimated": result.sigma,
-        "peak_memory_bytes": fit.peak_memory_bytes,
-        "curve_every_10": [round(v, 3) for v in curve[9::10]],
     }
+
+
+def run_guided(noisy, clean, data_range, modality, device, sigma_true, guide="collaborative"):
+    """Default `dipmed denoise` (its own noise estimate); scores every candidate, and logs
+    each candidate's SURE beside its true squared error in the stabilised domain."""
+    config = load_config(None, device=device, **{"guided.guide": guide})
+    result = restore(Volume(noisy, np.eye(4), Meta(modality=modality)), Task("denoise"), config)
+    d = result.details
+    candidates = {"input": noisy, **d["candidates"]}
+    scores = {k: psnr(v, clean, data_range) for k, v in candidates.items()}
+    target, forward = _stabilised_truth(clean, result.sigma, modality)
+    true_risk = {k: float(np.mean((forward(v) - target) ** 2)) for k, v in candidates.items()}
+    return {
+        "method": "dipmed" if guide == "collaborative" else "dipmed + BM4D guide",
+        "sigma": "own estimate",
+        "estimate": result.volume.array,
+        "uncertainty": result.uncertainty,
+        "seconds": result.fit.seconds,
+        "iterations": result.fit.iterations,
+        "chosen": d["chosen"],
+        "noise_source": d["noise_source"],
+        "noise_correlated": d["noise_correlated"],
+        "sigma_estimated": result.sigma,
+        "sigma_true": sigma_true,
+        "candidate_psnr": scores,
+        "best_candidate": max(scores, key=scores.get),
+        "best_candidate_psnr": max(scores.values()),
+        "sure": d["risks"],
+        "true_risk": true_risk,
+    }
+
+
+def _stabilised_truth(clean, sigma, modality):
+    """The target of a denoiser in the stabilised domain and the forward map.
+
+    MR: E[f(z) | nu] (the mean of the VST over 24 noise draws), CT: clean / sigma."""
+    if modality != "MR":
+        return clean / sigma, lambda v: v / sigma
+    vst = RicianVST(sigma)
+    draws = [
+        vst.forward(add_noise(clean, sigma, "rician", np.random.default_rng(900 + k)))
+        for k in range(24)
+    ]
+    return np.mean(draws, axis=0), vst.forward
 
 
 def score(entry: dict, clean, data_range, mask) -> dict:
     estimate = entry.pop("estimate")
+    uncertainty = entry.pop("uncertainty", None)
     entry.update(
         psnr=psnr(estimate, clean, data_range),
         ssim=ssim(estimate, clean, data_range),
@@ -91,18 +137,41 @@ def score(entry: dict, clean, data_range, mask) -> dict:
     )
     if "best_iterate_psnr" in entry:
         entry["stop_gap_db"] = entry["best_iterate_psnr"] - entry["psnr"]
+    if "best_candidate_psnr" in entry:
+        entry["stop_gap_db"] = entry["best_candidate_psnr"] - entry["psnr"]
+    if uncertainty is not None:
+        error = np.abs(estimate - clean)
+        entry["uncertainty_rank_correlation"] = float(
+            spearmanr(uncertainty.ravel(), error.ravel())[0]
+        )
+        entry["uncertainty_mean_over_rmse"] = float(uncertainty.mean() / np.sqrt(np.mean(error**2)))
     return entry
 
 
-def denoise_case(name, clean, noisy, sigma, data_range, mask, cap, modality, device):
+def denoise_case(name, clean, noisy, sigma, data_range, mask, modality, args, extra=()):
+    """Every denoiser on one input; `extra` adds measurements (lesion contrast)."""
     print(f"[{name}] noisy {psnr(noisy, clean, data_range):.2f} dB", flush=True)
-    entries = [{"method": "noisy input", "estimate": noisy, "seconds": 0.0}]
-    entries += denoisers(noisy, sigma, clean, data_range)
-    entries.append(run_dipmed(noisy, Task("denoise"), clean, data_range, cap, modality, device))
+    entries = [{"method": "noisy input", "estimate": noisy, "seconds": 0.0, "sigma": ""}]
+    entries += denoisers(noisy, sigma, clean, data_range, modality, args.threads)
+    entries.append(run_guided(noisy, clean, data_range, modality, args.device, sigma))
+    if args.bm4d_guide:
+        entries.append(run_guided(noisy, clean, data_range, modality, args.device, sigma, "bm4d"))
+    for entry in entries:
+        for measure in extra:
+            entry.update(measure(entry["estimate"]))
     scored = [score(e, clean, data_range, mask) for e in entries]
     for e in scored:
-        print(f"   {e['method']:<16} {e['psnr']:6.2f} dB  {e['seconds']:7.1f} s", flush=True)
-    return {"case": name, "task": "denoise", "data_range": data_range, "results": scored}
+        print(
+            f"   {e['method']:<22} {e['sigma']:<24} {e['psnr']:6.2f} dB {e['seconds']:7.1f} s",
+            flush=True,
+        )
+    return {
+        "case": name,
+        "task": "denoise",
+        "data_range": data_range,
+        "sigma_true": sigma,
+        "results": scored,
+    }
 
 
 def sr_case(name, clean, factor, data_range, mask, cap, device, noise=0.0, rng=None):
@@ -131,57 +200,61 @@ def machine(device: str) -> str:
     )
 
 
+def crop_at(array: np.ndarray, start, shape) -> np.ndarray:
+    return array[tuple(slice(a, a + n) for a, n in zip(start, shape, strict=True))]
+
+
+def correlated_rician(clean, sigma, rng) -> np.ndarray:
+    """Magnitude of clean + complex noise whose real and imaginary parts are white noise
+    filtered by a small Gaussian kernel (std 0.7 voxel, 3x3x3), rescaled so that each
+    voxel's noise std is exactly `sigma` (as parallel imaging or k-space filtering leave)."""
+    axis = np.exp(-0.5 * (np.arange(-1, 2) / 0.7) ** 2)
+    kernel = axis[:, None, None] * axis[None, :, None] * axis[None, None, :]
+    kernel /= np.sqrt(np.sum(kernel**2))
+    parts = [convolve(rng.normal(0, 1, clean.shape), kernel, mode="wrap") for _ in range(2)]
+    return np.abs(clean + sigma * parts[0] + 1j * sigma * parts[1]).astype(np.float32)
+
+
+def plant_lesion(clean, contrast=0.10, radius=1.5):
+    """A sphere of `radius` voxels at +`contrast` of the local intensity, in white matter;
+    returns the volume and a measure of the contrast each estimate keeps."""
+    centre = np.array(clean.shape) // 2 + np.array([5, -6, 3])
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in clean.shape], indexing="ij"), -1)
+    distance = np.linalg.norm(grid - centre, axis=-1)
+    lesion, shell = distance <= radius, (distance > radius + 1) & (distance <= radius + 3)
+    planted = clean.copy()
+    planted[lesion] *= 1 + contrast
+    true = planted[lesion].mean() - planted[shell].mean()
+
+    def kept(estimate):
+        return {
+            "lesion_contrast_kept": float((estimate[lesion].mean() - estimate[shell].mean()) / true)
+        }
+
+    return planted, kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=2, help="threads for every method")
+    parser.add_argument("--no-bm4d-guide", dest="bm4d_guide", action="store_false")
+    parser.add_argument("--no-sr", dest="sr", action="store_false", help="skip the SR cases")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     preset, start = SIZES[args.size], time.perf_counter()
     mni = nib.load(args.data / "mri_t1_mni152_2009a_1mm.nii.gz").get_fdata(dtype=np.float32)
-    clean = crop_centre(mni / mni.max(), preset["crop"]).astype(np.float32)
+    mni = (mni / mni.max()).astype(np.float32)
+    clean = crop_centre(mni, preset["crop"]).astype(np.float32)
     mask = clean > 0.05  # the template is skull-stripped: brain = non-zero
     cases, rng = [], np.random.default_rng(2026)
     for level in preset["levels"]:
         noisy = add_noise(clean, level, "rician", rng)
         cases.append(
-            denoise_case(
-                f"MNI T1, Rician {level:.0%}",
-                clean,
-                noisy,
-                level,
-                1.0,
-                mask,
-                preset["cap"],
-                "MR",
-                args.device,
-            )
+            denoise_case(f"MNI T1, Rician {level:.0%}", clean, noisy, level, 1.0, mask, "MR", args)
         )
-    for factor in (2, 4):
-        cases.append(
-            sr_case(
-                f"MNI T1, through-plane SR x{factor}",
-                clean,
-                factor,
-                1.0,
-                mask,
-                preset["cap"],
-                args.device,
-            )
-        )
-    cases.append(
-        sr_case(
-            "MNI T1, through-plane SR x2, Rician 5%",
-            clean,
-            2,
-            1.0,
-            mask,
-            preset["cap"],
-            args.device,
-            noise=0.05,
-            rng=rng,
-        )
-    )
     ct = nib.load(args.data / "ct_head_0051.nii.gz").get_fdata(dtype=np.float32)
     ct_clean = crop_centre(ct, preset["crop"]).astype(np.float32)
     ct_noisy = add_noise(ct_clean, CT_NOISE_HU, "gaussian", rng)
@@ -194,15 +267,70 @@ def main() -> None:
             CT_NOISE_HU,
             ct_range,
             ct_clean > -200,
-            preset["cap"],
             "CT",
-            args.device,
+            args,
         )
     )
+    plain = argparse.Namespace(**{**vars(args), "bm4d_guide": False})
+    # top of the brain with air above it: the correlated noise's level can be read there
+    top = crop_at(mni, (74, 92, 128), preset["crop"]).astype(np.float32)
+    cases.append(
+        denoise_case(
+            "MNI T1, correlated Rician 5% (Gaussian kernel 0.7 voxel)",
+            top,
+            correlated_rician(top, 0.05, rng),
+            0.05,
+            1.0,
+            top > 0.05,
+            "MR",
+            plain,
+        )
+    )
+    planted, kept = plant_lesion(clean)
+    cases.append(
+        denoise_case(
+            "MNI T1 + lesion (radius 1.5 voxels, +10 %), Rician 5%",
+            planted,
+            add_noise(planted, 0.05, "rician", rng),
+            0.05,
+            1.0,
+            mask,
+            "MR",
+            plain,
+            extra=(kept,),
+        )
+    )
+    if args.sr:
+        for factor in (2, 4):
+            cases.append(
+                sr_case(
+                    f"MNI T1, through-plane SR x{factor}",
+                    clean,
+                    factor,
+                    1.0,
+                    mask,
+                    preset["cap"],
+                    args.device,
+                )
+            )
+        cases.append(
+            sr_case(
+                "MNI T1, through-plane SR x2, Rician 5%",
+                clean,
+                2,
+                1.0,
+                mask,
+                preset["cap"],
+                args.device,
+                noise=0.05,
+                rng=rng,
+            )
+        )
     report = {
         "size": args.size,
         "crop": preset["crop"],
         "machine": machine(args.device),
+        "threads": args.threads,
         "torch": torch.__version__,
         "seconds_total": time.perf_counter() - start,
         "cases": cases,

@@ -13,11 +13,11 @@ from dipmed.config import load_config
 from dipmed.errors import InputError
 from dipmed.io import read_volume, write_volume
 from dipmed.io.paths import check_output
-from dipmed.noise import add_noise
-from dipmed.operators import Downsample, apply
 from dipmed.progress import ProgressPrinter
 from dipmed.report import Run, write_report
-from dipmed.restore import Task, restore
+from dipmed.restoration.noise import add_noise
+from dipmed.restoration.operators import Downsample, apply
+from dipmed.restoration.restore import Task, restore
 from dipmed.volume import coarsen_affine, refine_affine
 
 
@@ -27,6 +27,11 @@ def add_restore_options(parser: argparse.ArgumentParser) -> None:
         "output",
         type=Path,
         help=".nii/.nii.gz, or a folder for a derived DICOM series (DICOM input)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=("guided", "dip"),
+        help="denoising: guided (non-local guide + SURE-trained prior, default) or dip",
     )
     parser.add_argument("--mode", choices=("2d", "3d", "auto"), help="generator: 2D slices, 3D")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
@@ -45,6 +50,12 @@ def add_restore_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="clean volume on the output grid: adds PSNR, SSIM and NRMSE to the report",
     )
+    parser.add_argument(
+        "--uncertainty",
+        type=Path,
+        help="denoise: also write the per-voxel uncertainty (estimated error std, image "
+        "units) on the output grid, as NIfTI",
+    )
     add_selection(parser)
 
 
@@ -59,6 +70,7 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
 def run_restore(args: argparse.Namespace) -> None:
     config = load_config(
         args.config,
+        method=args.method,
         mode=args.mode,
         device=args.device,
         seed=args.seed,
@@ -68,6 +80,8 @@ def run_restore(args: argparse.Namespace) -> None:
     check_output(args.input, args.output, overwrite=args.overwrite)
     if args.report is not None:
         _check_report_folder(args)
+    if getattr(args, "uncertainty", None) is not None:
+        _check_uncertainty(args, config.method)
     bad = int(np.size(volume.array) - np.count_nonzero(np.isfinite(volume.array)))
     if bad:
         raise InputError(
@@ -90,6 +104,14 @@ def run_restore(args: argparse.Namespace) -> None:
         label=f"dipmed {args.command}",
         derivation=_derivation(args.command, result),
     )
+    if getattr(args, "uncertainty", None) is not None:
+        write_volume(
+            result.volume.with_array(result.uncertainty, result.volume.affine),
+            args.uncertainty,
+            input_path=args.input,
+            overwrite=args.overwrite,
+            derivation="dipmed denoise: per-voxel uncertainty (estimated error std)",
+        )
     if args.report is not None:
         run = Run(
             args.command,
@@ -126,6 +148,21 @@ def _task(args: argparse.Namespace, volume) -> Task:
     return Task("denoise")
 
 
+def _check_uncertainty(args: argparse.Namespace, method: str) -> None:
+    """--uncertainty: denoising with the guided method, a NIfTI path not yet taken."""
+    path = args.uncertainty
+    if args.command != "denoise" or method != "guided":
+        raise InputError(
+            "--uncertainty needs denoise with method guided (the default); "
+            "drop it for sr, inpaint and method dip"
+        )
+    if not path.name.endswith((".nii", ".nii.gz")):
+        raise InputError(f"--uncertainty {path} must end in .nii or .nii.gz")
+    check_output(args.input, path, overwrite=args.overwrite)
+    if path.resolve() == args.output.resolve():
+        raise InputError("--uncertainty must differ from the output path")
+
+
 def _check_report_folder(args: argparse.Namespace) -> None:
     """The report folder: not the input or the output, not inside either, not existing."""
     check_output(args.input, args.report, overwrite=args.overwrite)
@@ -148,6 +185,13 @@ def _reference(args: argparse.Namespace, volume, task: Task):
 
 
 def _derivation(command: str, result) -> str:
+    if result.method == "guided":
+        d = result.details
+        return (
+            f"dipmed {__version__} {command}: Deep Image Prior, guided ({d['guide']} guide, "
+            f"{d['members']} SURE-trained BasicUNet members, returned: {d['chosen']}), "
+            f"noise sigma {result.sigma:.4g}"
+        )
     return (
         f"dipmed {__version__} {command}: Deep Image Prior ({result.mode.upper()} "
         f"BasicUNet, {result.loss} loss), noise sigma {result.sigma:.4g}"

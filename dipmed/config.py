@@ -14,12 +14,14 @@ from pathlib import Path
 import yaml
 
 from dipmed.errors import InputError
-from dipmed.fit import FitSettings
-from dipmed.networks import NetworkConfig
+from dipmed.restoration.fit import FitSettings
+from dipmed.restoration.guided import GuidedSettings
+from dipmed.restoration.networks import NetworkConfig
 
 
 @dataclass(frozen=True)
 class RestoreConfig:
+    method: str = "guided"  # denoising: guided (guide + SURE-trained prior) | dip (anchored DIP)
     mode: str = "auto"  # 2d | 3d | auto (3D when the volume fits the device, else 2D)
     slice_axis: int = -1  # 2D mode: array axis to slice along (-1: auto, never a downsampled one)
     device: str = "auto"  # auto | cpu | cuda
@@ -34,8 +36,11 @@ class RestoreConfig:
     anchor_sigma: float = 0.0  # gaussian anchor std in voxels; 0: chosen from the noise
     network: NetworkConfig = field(default_factory=NetworkConfig)
     fit: FitSettings = field(default_factory=FitSettings)
+    guided: GuidedSettings = field(default_factory=GuidedSettings)
 
     def __post_init__(self) -> None:
+        _choice("method", self.method, ("guided", "dip"))
+        _choice("guided.guide", self.guided.guide, ("collaborative", "bm4d"))
         _choice("mode", self.mode, ("2d", "3d", "auto"))
         _choice("device", self.device, ("auto", "cpu", "cuda"))
         _choice("loss", self.loss, ("mse", "l1", "rician"))
@@ -48,9 +53,12 @@ class RestoreConfig:
             or self.noise_sigma < 0
             or self.stop_tau <= 0
             or self.fit.max_iters < 1
+            or self.guided.members < 1
+            or self.guided.iterations < 0
         ):
             raise InputError(
-                "anchor_sigma and noise_sigma must be >= 0, stop_tau > 0 and fit.max_iters >= 1"
+                "anchor_sigma and noise_sigma must be >= 0, stop_tau > 0, fit.max_iters >= 1, "
+                "guided.members >= 1 and guided.iterations >= 0"
             )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from dipmed.fit import Progress
+from dipmed.restoration.fit import Progress
 
 
 class ProgressPrinter:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from dipmed.fit import FitSettings, fit
-from dipmed.losses import make_loss
-from dipmed.networks import NetworkConfig
-from dipmed.operators import Identity
-from dipmed.prior import DeepPrior
-from dipmed.stopping import Decision, NoStop
+from dipmed.restoration.fit import FitSettings, fit
+from dipmed.restoration.losses import make_loss
+from dipmed.restoration.networks import NetworkConfig
+from dipmed.restoration.operators import Identity
+from dipmed.restoration.prior import DeepPrior
+from dipmed.restoration.stopping import Decision, NoStop
 
 NET = NetworkConfig(features=(4, 4, 8, 8, 16, 4), input_channels=2)
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from dipmed.losses import make_loss
-from dipmed.noise import add_noise, estimate_sigma
 from dipmed.phantom import head_phantom
+from dipmed.restoration.losses import make_loss
+from dipmed.restoration.noise import add_noise, estimate_sigma
 
 
 @pytest.mark.parametrize("sigma", [0.02, 0.05, 0.1])

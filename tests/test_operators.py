@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dipmed.operators import Downsample, Identity, Mask, slice_profile
+from dipmed.restoration.operators import Downsample, Identity, Mask, slice_profile
 
 SHAPE = (12, 9, 20)  # divisible by the factors below, deliberately unequal
 

@@ -129,6 +129,7 @@ def test_summarize_gives_one_row_per_report(tmp_path, capsys, mr_pair, denoised_
     _, noisy = mr_pair
     second = tmp_path / "second"
     args = ["denoise", noisy, tmp_path / "b.nii.gz", "--report", second, "--max-iters", "3"]
+    args += ["--method", "dip"]
     assert run_cli(capsys, *args)[0] == 0
     out = tmp_path / "summary"
     code, _, err = run_cli(capsys, "summarize", first / "report.json", second, "--out", out)

@@ -7,12 +7,12 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from dipmed.anchor import upsample_linear
 from dipmed.config import load_config
-from dipmed.noise import add_noise
-from dipmed.operators import Downsample
 from dipmed.phantom import head_phantom
-from dipmed.restore import Task, restore
+from dipmed.restoration.anchor import upsample_linear
+from dipmed.restoration.noise import add_noise
+from dipmed.restoration.operators import Downsample
+from dipmed.restoration.restore import Task, restore
 from dipmed.volume import Volume, world_centre
 
 SMALL_NET = {"network.features": [8, 8, 16, 16, 32, 8], "fit.ema": 0.9}
@@ -21,6 +21,7 @@ SMALL_NET = {"network.features": [8, 8, 16, 16, 32, 8], "fit.ema": 0.9}
 def _config(mode: str, iters: int, **extra):
     return load_config(
         None,
+        method="dip",
         mode=mode,
         stop="none",
         anchor_sigma=0.5,
@@ -104,6 +105,7 @@ def test_one_iteration_with_an_anchor_returns_the_anchor(noisy_phantom):
     _, noisy = noisy_phantom
     config = load_config(
         None,
+        method="dip",
         mode="2d",
         stop="none",
         anchor="gaussian",
@@ -116,7 +118,7 @@ def test_one_iteration_with_an_anchor_returns_the_anchor(noisy_phantom):
 
 
 def test_the_automatic_anchor_is_gentle_on_weak_noise_and_strong_on_heavy_noise():
-    from dipmed.anchor import smoothing_for
+    from dipmed.restoration.anchor import smoothing_for
 
     clean = head_phantom((32, 30, 28))
     rng = np.random.default_rng(5)

@@ -82,9 +82,11 @@ def test_dry_run_plans_one_restore_per_sample(workflow):
     done = snakemake(workflow, "-n", "--configfile", "quick.yaml")
     assert done.returncode == 0, done.stderr
     counts = dict(
-        line.split()[:2] for line in done.stdout.splitlines() if line.split()[:1] == ["restore"]
+        line.split()[:2]
+        for line in done.stdout.splitlines()
+        if line.split()[:1] in (["restore"], ["restore_with_uncertainty"])
     )
-    assert counts == {"restore": "3"}
+    assert counts == {"restore": "1", "restore_with_uncertainty": "2"}  # 2 denoised samples
 
 
 def test_local_run_writes_everything_and_resumes(workflow):
@@ -96,7 +98,7 @@ def test_local_run_writes_everything_and_resumes(workflow):
     assert "Nothing to be done" in again.stdout + again.stderr
     (results / "dipmed" / f"{NAMES[1]}.nii.gz").unlink()
     plan = snakemake(workflow, "-n", "--configfile", "quick.yaml").stdout
-    outputs = _planned_outputs(plan, "restore")
+    outputs = _planned_outputs(plan, "restore_with_uncertainty")
     assert len(outputs) == 1 and f"{NAMES[1]}.nii.gz" in outputs[0]
     page = snakemake(workflow, "--report", "results/report.html", "--configfile", "quick.yaml")
     assert page.returncode == 0, page.stderr[-2000:]
@@ -153,6 +155,8 @@ def _check_outputs(results: Path) -> None:
             assert (results / "reports" / name / file).exists()
         assert (results / "logs" / "restore" / f"{name}.log").exists()
         assert (results / "benchmarks" / "restore" / f"{name}.tsv").exists()
+    for name in NAMES[:2]:  # denoised: restore.uncertainty is on by default
+        assert (results / "dipmed" / f"{name}_uncertainty.nii.gz").stat().st_size > 1000
     description = json.loads((results / "dipmed" / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative"
     with (results / "summary.tsv").open() as stream:

@@ -11,9 +11,9 @@ import numpy as np
 from dipmed import metrics, quality
 from dipmed.config import RestoreConfig
 from dipmed.io import output_format
-from dipmed.noise import estimate_noise
 from dipmed.report.provenance import peak_host_memory_bytes, provenance
-from dipmed.restore import Restoration, Task
+from dipmed.restoration.noise import estimate_noise
+from dipmed.restoration.restore import Restoration, Task
 from dipmed.volume import Volume
 
 SCHEMA_VERSION = 1
@@ -142,7 +142,7 @@ def _fit(run: Run) -> dict:
         "stop_iteration": fit.iterations if fit.stop_reason == "rule" else None,
         "best_iteration": fit.best_iteration,
         "stop_reason": fit.stop_reason,
-        "rule": _rule(config, r.sigma),
+        "rule": _rule(config, r.sigma) if r.method != "guided" else _risk_rule(r),
         "seconds": fit.seconds,
         "seconds_per_iteration": fit.seconds / max(fit.iterations, 1),
         "device": r.device,
@@ -153,6 +153,20 @@ def _fit(run: Run) -> dict:
         "peak_host_memory_bytes": peak_host_memory_bytes(),
         "curve": _curve(fit.losses, np.sqrt(np.maximum(fit.misfits, 0)) * scale),
         "curve_units": run.volume.meta.units or "image units",
+    }
+
+
+def _risk_rule(r) -> dict:
+    """Guided denoising: the candidate with the lowest SURE (stabilised units; input = 1)."""
+    d = r.details
+    return {
+        "name": "sure",
+        "chosen": d["chosen"],
+        "guide": d["guide"],
+        "members": d["members"],
+        **{f"risk_{k}": float(v) for k, v in d["risks"].items()},
+        "noise_source": d["noise_source"],
+        "noise_correlated": d["noise_correlated"],
     }
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from dipmed.report.content import Run
 from dipmed.report.page import Figure
 from dipmed.report.views import (
+    Window,
     data_uri,
     px_per_mm_for,
     symmetric_window,
@@ -50,9 +51,27 @@ def figures(run: Run) -> list[Figure]:
             [("residual", view(residual, run.volume.affine, window))],
         )
     )
+    if r.uncertainty is not None:
+        result.append(_uncertainty(run, view))
     if run.reference is not None:
         result.append(_errors(run, view))
     return result
+
+
+def _uncertainty(run: Run, view) -> Figure:
+    r = run.restoration
+    units = run.volume.meta.units
+    high = float(np.percentile(r.uncertainty, 99.5)) or 1.0
+    shown = windows_for(r.volume.array, units)[0]
+    return Figure(
+        "Uncertainty beside the restored volume",
+        f"estimated local error (std), black = 0, white = {high:.4g} {units}; "
+        "bright where the result is less sure",
+        [
+            ("restored", view(r.volume.array, r.volume.affine, shown)),
+            ("uncertainty", view(r.uncertainty, r.volume.affine, Window("uncertainty", 0, high))),
+        ],
+    )
 
 
 def _errors(run: Run, view) -> Figure:

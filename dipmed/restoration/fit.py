@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dipmed.losses import Loss
-from dipmed.prior import DeepPrior
+from dipmed.restoration.losses import Loss
+from dipmed.restoration.prior import DeepPrior
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dipmed.networks import NetworkConfig, build_generator, padded_size
+from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size
 
 _ANCHORED_OUTPUT_SCALE = 1e-3  # initial size of the generator's output next to an anchor
 

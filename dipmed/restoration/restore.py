@@ -8,17 +8,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dipmed.anchor import make_anchor
 from dipmed.config import RestoreConfig
 from dipmed.errors import InputError
-from dipmed.fit import FitResult, Progress, fit
-from dipmed.losses import make_loss
-from dipmed.noise import estimate_noise
-from dipmed.operators import Downsample, Identity, Mask, apply
-from dipmed.prior import DeepPrior
-from dipmed.stopping import DiscrepancyStop, NoStop, VarianceStop
+from dipmed.restoration.anchor import make_anchor
+from dipmed.restoration.fit import FitResult, Progress, fit
+from dipmed.restoration.guided import guided_denoise
+from dipmed.restoration.losses import make_loss
+from dipmed.restoration.noise import estimate_noise
+from dipmed.restoration.noise_model import NoiseModel, estimate_noise_model
+from dipmed.restoration.operators import Downsample, Identity, Mask, apply
+from dipmed.restoration.prior import DeepPrior
+from dipmed.restoration.stopping import DiscrepancyStop, NoStop, VarianceStop
 from dipmed.volume import Volume, refine_affine
 
+_NOISE_FLOOR = 1e-4  # of the intensity range: the smallest noise std guided denoising assumes
 MIN_SIZE = 16  # BasicUNet needs >= 16 voxels along every axis it convolves
 
 
@@ -67,6 +70,9 @@ class Restoration:
     slice_axis: int
     loss: str
     device: str
+    method: str = "dip"  # "guided" | "dip"
+    uncertainty: np.ndarray | None = None  # output grid, image units (guided only)
+    details: dict | None = None  # guided: guide, chosen candidate, risks, noise model
 
 
 def restore(
@@ -83,6 +89,8 @@ def restore(
     benchmarks with a reference; it costs a device-to-host copy per epoch).
     """
     device = pick_device(config.device)
+    if task.kind == "denoise" and config.method == "guided":
+        return _guided(volume, config, device, progress)
     operator = make_operator(task, config)
     out_shape = task.output_shape(volume.shape)
     mode, axis = pick_mode(out_shape, task.factors, config, device)
@@ -136,6 +144,78 @@ def restore(
         axis,
         loss_name,
         str(device),
+    )
+
+
+def _guided(volume: Volume, config: RestoreConfig, device, progress) -> Restoration:
+    """Denoising by `guided.guided_denoise` (the default method), as a Restoration."""
+    modality = volume.meta.modality
+    model = (
+        NoiseModel(config.noise_sigma, None, "given")
+        if config.noise_sigma > 0
+        else estimate_noise_model(volume.array, modality)
+    )
+    normaliser = Normaliser.of(volume.array)
+    floor = _NOISE_FLOOR * normaliser.scale  # a noise-free input: almost nothing to remove
+    if model.sigma < floor:
+        model = NoiseModel(floor, None, model.source)
+    settings = config.guided
+    # --max-iters caps the SURE steps of all members together
+    iterations = min(settings.iterations, max(1, config.fit.max_iters // settings.members))
+    settings = type(settings)(**{**settings.__dict__, "iterations": iterations})
+    report = None
+    if progress is not None:
+        report = lambda i, total, loss, elapsed: (  # noqa: E731
+            (i % config.fit.log_every == 0 or i == total)
+            and progress(Progress(i, total, loss, elapsed))
+        )
+    result = guided_denoise(
+        volume.array.astype(np.float32),
+        model,
+        "MR" if modality == "MR" else "CT",
+        settings,
+        network=config.network,
+        seed=config.seed,
+        device=device,
+        progress=report,
+    )
+    steps = len(result.losses)
+    fitted = FitResult(
+        output=normaliser.forward(result.estimate),
+        best_iteration=max(steps, 1),
+        iterations=max(steps, 1),
+        stop_reason="risk",
+        seconds=result.seconds,
+        losses=result.losses,
+        misfits=np.full(
+            len(result.losses),
+            float(np.mean((result.estimate - volume.array) ** 2)) / normaliser.scale**2,
+        ),
+    )
+    details = {
+        "guide": settings.guide,
+        "chosen": result.chosen,
+        "risks": result.risks,
+        "members": settings.members,
+        "noise_source": model.source,
+        "noise_correlated": not model.white,
+        "candidates": result.candidates,  # image units (benchmarks score them)
+    }
+    return Restoration(
+        volume.with_array(result.estimate, volume.affine),
+        result.guide,
+        result.estimate,
+        normaliser,
+        fitted,
+        model.sigma,
+        model.source != "given",
+        "3d",
+        -1,
+        "sure",
+        str(device),
+        "guided",
+        result.uncertainty,
+        details,
     )
 
 

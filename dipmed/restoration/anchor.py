@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from dipmed.operators import apply
+from dipmed.restoration.operators import apply
 
 _FILL_SIGMA_VOX = 2.0  # inpainting: reach of the Gaussian that spreads known voxels
 _SIGMA_CANDIDATES_VOX = (0.35, 0.5, 0.7, 1.0, 1.4, 2.0)

@@ -1,0 +1,114 @@
+"""The noise model of a scan: its level and, where the scan shows it, its spatial correlation.
+
+Real MR noise is correlated (parallel imaging, k-space filtering): a wavelet estimate at the
+finest scale then sees only the high-frequency part of it and reads the level low. Where
+the field of view has air at its border, that air is pure noise, so it gives both the
+per-voxel level and the correlation without any anatomy in the way:
+
+- MR magnitude: air is Rayleigh, E[m^2] = 2 sigma^2. For circular complex Gaussian noise
+  with correlation rho(l), E[m^2(x) m^2(x + l)] = 4 sigma^4 (1 + |rho(l)|^2).
+- CT: air is Gaussian about -1000 HU: the sample autocovariance.
+
+A border slab counts as air when it looks like it (MR: mean / rms within the Rayleigh
+value sqrt(pi) / 2 +- 4 %; CT: below -900 HU). Without air, the level comes from the finest
+Haar detail (`noise.estimate_noise`) and the noise is taken as white.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dipmed.restoration.noise import estimate_noise
+
+SLAB = 3  # thickness (voxels) of the border slabs examined for air
+LAG = 2  # correlation estimated for lags up to this (voxels) along each axis
+MIN_AIR_VOXELS = 2000
+_RAYLEIGH_RATIO = np.sqrt(np.pi) / 2  # mean / rms of a Rayleigh variable
+_RHO_FLOOR = 0.2  # smaller correlations are mostly estimation noise (a few thousand air
+# voxels give |rho|^2 to about +-0.02): set to 0
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    sigma: float  # per-voxel noise std, image units
+    correlation: np.ndarray | None  # (2 LAG + 1)^3 autocorrelation, centre 1; None: white
+    source: str  # "given" | "air" | "wavelet"
+
+    @property
+    def white(self) -> bool:
+        return self.correlation is None
+
+
+def estimate_noise_model(array: np.ndarray, modality: str) -> NoiseModel:
+    """The noise level (and correlation) of `array`; air at the border when there is some."""
+    slabs = [s for s in _border_slabs(array) if _is_air(s, modality)]
+    if sum(s.size for s in slabs) >= MIN_AIR_VOXELS:
+        sigma = _air_sigma(slabs, modality)
+        if sigma > 0:
+            return NoiseModel(sigma, _air_correlation(slabs, modality), "air")
+    return NoiseModel(estimate_noise(array, modality), None, "wavelet")
+
+
+def _border_slabs(array: np.ndarray) -> list[np.ndarray]:
+    out = []
+    for axis in range(3):
+        if array.shape[axis] > 4 * SLAB:
+            out.append(np.take(array, range(SLAB), axis=axis))
+            out.append(np.take(array, range(array.shape[axis] - SLAB, array.shape[axis]), axis))
+    return out
+
+
+def _is_air(slab: np.ndarray, modality: str) -> bool:
+    x = slab.astype(np.float64)
+    if modality == "CT":
+        return bool(np.percentile(x, 99) < -900)
+    rms = np.sqrt(np.mean(x**2))
+    return bool(rms > 0 and abs(np.mean(x) / rms - _RAYLEIGH_RATIO) < 0.04 * _RAYLEIGH_RATIO)
+
+
+def _air_sigma(slabs, modality: str) -> float:
+    values = np.concatenate([s.ravel().astype(np.float64) for s in slabs])
+    if modality == "CT":
+        return float(np.std(values))
+    return float(np.sqrt(np.mean(values**2) / 2))
+
+
+def _air_correlation(slabs, modality: str) -> np.ndarray | None:
+    rho = np.zeros((2 * LAG + 1,) * 3)
+    sums = np.zeros_like(rho)
+    counts = np.zeros_like(rho)
+    for slab in slabs:
+        x = slab.astype(np.float64)
+        x = x**2 / np.mean(x**2) - 1 if modality != "CT" else (x - x.mean()) / x.std()
+        for index in np.ndindex(rho.shape):
+            lag = [i - LAG for i in index]
+            a, b = _overlap(x, lag)
+            if a.size:
+                sums[index] += np.sum(a * b)
+                counts[index] += a.size
+    rho = sums / np.maximum(counts, 1)
+    rho /= rho[LAG, LAG, LAG]
+    if modality != "CT":  # the squared magnitude carries |rho|^2
+        rho = np.where(rho < _RHO_FLOOR**2, 0.0, np.sqrt(np.clip(rho, 0, None)))
+    rho[np.abs(rho) < _RHO_FLOOR] = 0.0
+    rho[LAG, LAG, LAG] = 1.0
+    return None if np.count_nonzero(rho) == 1 else rho
+
+
+def _overlap(x: np.ndarray, lag) -> tuple[np.ndarray, np.ndarray]:
+    a = x[tuple(slice(max(0, -d), x.shape[i] - max(0, d)) for i, d in enumerate(lag))]
+    b = x[tuple(slice(max(0, d), x.shape[i] - max(0, -d)) for i, d in enumerate(lag))]
+    return a, b
+
+
+def cube_covariance(correlation: np.ndarray | None, n: int) -> np.ndarray:
+    """Covariance (unit variance) between the voxels of an n^3 cube under `correlation`."""
+    grid = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
+    if correlation is None:
+        return np.eye(len(grid))
+    lag = grid[:, None, :] - grid[None, :, :] + LAG
+    inside = np.all((lag >= 0) & (lag <= 2 * LAG), axis=-1)
+    lag = np.clip(lag, 0, 2 * LAG)
+    return np.where(inside, correlation[lag[..., 0], lag[..., 1], lag[..., 2]], 0.0)

@@ -1,0 +1,137 @@
+"""Guided denoising and its parts on tiny seeded phantoms: the Rician VST, the noise model
+(white and correlated, against known levels), the collaborative guide, the risk estimate,
+and the uncertainty map."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy.ndimage import convolve, gaussian_filter
+from scipy.stats import spearmanr
+
+from conftest import run_cli
+from dipmed.config import load_config
+from dipmed.phantom import mr_phantom
+from dipmed.restoration import collaborative
+from dipmed.restoration.noise_model import estimate_noise_model
+from dipmed.restoration.restore import Task, restore
+from dipmed.restoration.vst import RicianVST, stabilised_variance_profile
+from dipmed.volume import Meta, Volume
+
+QUICK = {"guided.members": 2, "guided.iterations": 5}
+
+
+def _psnr(estimate, truth) -> float:
+    peak = float(truth.max() - truth.min())
+    return float(10 * np.log10(peak**2 / np.mean((estimate - truth) ** 2)))
+
+
+def _rician(clean, sigma, rng, kernel=None):
+    parts = [rng.normal(0.0, 1.0, clean.shape) for _ in range(2)]
+    if kernel is not None:  # correlated noise: white noise filtered, rescaled to unit std
+        parts = [convolve(p, kernel, mode="wrap") / np.sqrt(np.sum(kernel**2)) for p in parts]
+    return np.abs(clean + sigma * parts[0] + 1j * sigma * parts[1]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def brain():
+    """An MR phantom with partial-volume edges and an air border (a head in its FOV)."""
+    clean = np.zeros((36, 32, 28), np.float32)
+    clean[4:-4, 4:-4, 4:-4] = gaussian_filter(mr_phantom((28, 24, 20)), 0.8)
+    return clean
+
+
+def test_the_vst_makes_rician_noise_unit_variance_and_its_inverse_is_unbiased():
+    profile = stabilised_variance_profile(np.array([0.0, 0.5, 1.0, 2.0, 4.0, 8.0]))
+    assert np.all(np.abs(profile - 1.0) < 0.03), profile
+    rng, vst = np.random.default_rng(0), RicianVST(2.0)
+    for nu in (1.0, 3.0, 10.0):  # in image units, sigma 2: SNR 0.5 to 5
+        z = np.abs(nu + rng.normal(0, 2, 200_000) + 1j * rng.normal(0, 2, 200_000))
+        mean = vst.forward(z).mean()
+        assert vst.inverse(np.array([mean]))[0] == pytest.approx(nu, rel=0.03)
+        assert np.mean(z) > nu * 1.02 or nu > 5  # the plain mean is biased at low SNR
+
+
+def test_the_noise_level_is_read_from_the_air_white_or_correlated(brain):
+    sigma = 0.05 * brain.max()
+    rng = np.random.default_rng(1)
+    white = estimate_noise_model(_rician(brain, sigma, rng), "MR")
+    assert white.source == "air" and white.white
+    assert white.sigma == pytest.approx(sigma, rel=0.1)
+    kernel = np.ones((2, 2, 2))
+    correlated = estimate_noise_model(_rician(brain, sigma, rng, kernel), "MR")
+    assert correlated.source == "air" and not correlated.white
+    assert correlated.sigma == pytest.approx(sigma, rel=0.15)
+    assert correlated.correlation[3, 2, 2] == pytest.approx(0.5, abs=0.15)  # box 2: rho(1) = 1/2
+
+
+def test_without_air_the_wavelet_estimate_is_used(brain):
+    inner = brain[6:-6, 6:-6, 6:-6] + 100.0
+    noisy = inner + np.random.default_rng(2).normal(0, 10.0, inner.shape).astype(np.float32)
+    model = estimate_noise_model(noisy, "CT")
+    assert model.source == "wavelet" and model.sigma == pytest.approx(10.0, rel=0.15)
+
+
+def test_the_collaborative_guide_beats_the_noisy_input_and_gaussian_smoothing(brain):
+    sigma = 0.08 * brain.max()
+    noisy = brain + np.random.default_rng(3).normal(0, sigma, brain.shape).astype(np.float32)
+    guide = collaborative.denoise(noisy, sigma**2)
+    best_gaussian = max(_psnr(gaussian_filter(noisy, s), brain) for s in (0.5, 0.8, 1.2))
+    assert _psnr(guide, brain) > _psnr(noisy, brain) + 6.0
+    assert _psnr(guide, brain) > best_gaussian + 1.0
+
+
+def test_guided_denoising_beats_the_input_and_its_uncertainty_ranks_the_error(brain):
+    sigma = 0.06 * brain.max()
+    noisy = _rician(brain, sigma, np.random.default_rng(4))
+    config = load_config(None, seed=0, **QUICK)
+    result = restore(Volume(noisy, np.eye(4), Meta(modality="MR")), Task("denoise"), config)
+    assert result.method == "guided" and result.details["noise_source"] == "air"
+    assert _psnr(result.volume.array, brain) > _psnr(noisy, brain) + 5.0
+    assert result.details["risks"][result.details["chosen"]] < 1.0  # below the input's risk
+    error = np.abs(result.volume.array - brain)
+    rank = spearmanr(result.uncertainty.ravel(), error.ravel())[0]
+    assert rank > 0.2, rank
+    rms, mean_uncertainty = np.sqrt(np.mean(error**2)), float(result.uncertainty.mean())
+    assert 0.5 * rms < mean_uncertainty < 2.0 * rms  # calibrated to within a factor of two
+
+
+def test_the_same_seed_gives_the_same_guided_result_on_cpu(brain):
+    small = brain[6:-6, 6:-6, 4:-4]
+    noisy = _rician(small, 0.05 * brain.max(), np.random.default_rng(6))
+    volume = Volume(noisy, np.eye(4), Meta(modality="MR"))
+    runs = [restore(volume, Task("denoise"), load_config(None, seed=2, **QUICK)) for _ in "ab"]
+    np.testing.assert_array_equal(runs[0].volume.array, runs[1].volume.array)
+
+
+def test_an_input_the_risk_says_cannot_be_improved_is_returned_as_it_is():
+    """Pure noise with a level given 20x too low: every candidate's risk exceeds the input's."""
+    noisy = np.random.default_rng(7).normal(100, 5, (24, 22, 20)).astype(np.float32)
+    config = load_config(None, noise_sigma=0.25, **QUICK)
+    result = restore(Volume(noisy, np.eye(4), Meta(modality="CT")), Task("denoise"), config)
+    assert result.details["chosen"] == "input"
+    np.testing.assert_array_equal(result.volume.array, noisy)
+
+
+def test_cli_writes_the_uncertainty_on_the_output_grid(tmp_path, capsys, mr_pair):
+    _, noisy = mr_pair
+    out, unc = tmp_path / "d.nii.gz", tmp_path / "u.nii.gz"
+    args = ["denoise", noisy, out, "--uncertainty", unc, "--max-iters", "4", "--seed", "1"]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    written, source = nib.load(unc), nib.load(noisy)
+    np.testing.assert_allclose(written.affine, source.affine)
+    assert written.shape == source.shape
+    assert np.all(np.asarray(written.dataobj) >= 0) and np.asarray(written.dataobj).max() > 0
+
+
+def test_uncertainty_for_super_resolution_is_refused_before_anything_is_written(
+    tmp_path, capsys, mr_pair
+):
+    _, noisy = mr_pair
+    out = tmp_path / "s.nii.gz"
+    args = ["sr", noisy, out, "--factor", "1,1,2", "--uncertainty", tmp_path / "u.nii.gz"]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "--uncertainty" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
