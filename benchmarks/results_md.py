@@ -50,9 +50,10 @@ def _render(report: dict) -> list[str]:
     gaps = []
     for case in report["cases"]:
         lesion = any("lesion_contrast_kept" in r for r in case["results"])
+        lines += [f"### {case['case']} (data_range {case['data_range']:.4g})", ""]
+        if "carried_over" in case:
+            lines += [f"Not re-run this time (`--no-sr`): {case['carried_over']}.", ""]
         lines += [
-            f"### {case['case']} (data_range {case['data_range']:.4g})",
-            "",
             "| method | noise level given | PSNR | SSIM | PSNR mask | SSIM mask | seconds |"
             + (" lesion contrast kept |" if lesion else "")
             + " notes |",
