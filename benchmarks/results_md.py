@@ -51,6 +51,8 @@ def _render(report: dict) -> list[str]:
     for case in report["cases"]:
         lesion = any("lesion_contrast_kept" in r for r in case["results"])
         lines += [f"### {case['case']} (data_range {case['data_range']:.4g})", ""]
+        if "rerun" in case:
+            lines += [f"This case was {case['rerun']}.", ""]
         if "carried_over" in case:
             lines += [f"Not re-run this time (`--no-sr`): {case['carried_over']}.", ""]
         lines += [

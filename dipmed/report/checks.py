@@ -17,6 +17,8 @@ def flags(report: dict) -> list[dict]:
 
 
 def _stop_flags(fit: dict) -> list[dict]:
+    if fit["rule"]["name"] == "sure":
+        return _risk_flags(fit["rule"])
     if fit["stop_reason"] == "max_iters" and fit["rule"]["name"] != "none":
         return [
             _flag(
@@ -41,6 +43,18 @@ def _stop_flags(fit: dict) -> list[dict]:
                 "time_limit",
                 f"stopped by the time limit after {fit['iterations']} "
                 "iterations; the result may be under-fitted",
+            )
+        ]
+    return []
+
+
+def _risk_flags(rule: dict) -> list[dict]:
+    if rule["chosen"] == "input":
+        return [
+            _flag(
+                "no_improvement",
+                "the risk estimate found no candidate better than the input, which is "
+                "returned unchanged (check the noise level: given or estimated too low?)",
             )
         ]
     return []

@@ -50,15 +50,22 @@ def build_report(run: Run) -> dict:
         "noise": {
             "sigma": r.sigma,
             "estimated": r.sigma_estimated,
-            "method": "wavelet (Haar) median absolute deviation"
-            if r.sigma_estimated
-            else "given (config noise_sigma)",
+            "method": _noise_method(r),
             "units": run.volume.meta.units or "image units",
         },
         "metrics": _metrics(run),
         "fit": _fit(run),
         "provenance": provenance(run.config, run.command_line, run.input_path),
     }
+
+
+def _noise_method(r) -> str:
+    """ "air" (guided: the border of the field of view), wavelet MAD, or given."""
+    if not r.sigma_estimated:
+        return "given (config noise_sigma)"
+    if r.details and r.details["noise_source"] == "air":
+        return "air"
+    return "wavelet (Haar) median absolute deviation"
 
 
 def _describe(volume: Volume, path: Path | None) -> dict:

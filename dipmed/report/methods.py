@@ -15,6 +15,8 @@ ANCHORS = {
 
 
 def methods(report: dict) -> str:
+    if report["fit"]["rule"]["name"] == "sure":
+        return _guided(report)
     fit, config = report["fit"], report["provenance"]["config"]
     net = config["network"]
     versions = report["provenance"]["versions"]
@@ -37,6 +39,41 @@ def methods(report: dict) -> str:
         f"(decay {config['fit']['ema']}); random seed {config['seed']}; "
         f"{fit['seconds']:.1f} s on {fit['device']} (PyTorch {versions['torch']}, "
         f"MONAI {versions['monai']})."
+    )
+
+
+def _guided(report: dict) -> str:
+    fit, config, noise = report["fit"], report["provenance"]["config"], report["noise"]
+    rule, versions, guided = fit["rule"], report["provenance"]["versions"], config["guided"]
+    guide = {
+        "collaborative": "dipmed's collaborative filter of grouped similar 4x4x4 cubes "
+        "(hard thresholding, then Wiener; the BM4D route)",
+        "bm4d": "BM4D (the bm4d package, non-commercial licence)",
+    }[rule["guide"]]
+    where = {"air": "air at the border of the field of view"}.get(
+        noise["method"], "the finest wavelet detail" if noise["estimated"] else "the user"
+    )
+    stabilise = (
+        "a Rician variance-stabilising transform (after Foi 2011) with its exact unbiased inverse"
+        if report["input"]["modality"] == "MR"
+        else "division by the noise level"
+    )
+    return (
+        f"The volume was denoised with a guided deep image prior using dipmed "
+        f"{versions['dipmed']}, with no training data. The noise level, "
+        f"{noise['sigma']:.4g} {noise['units']}"
+        f"{' (spatially correlated)' if rule['noise_correlated'] else ''}, came from {where}; "
+        f"the data were stabilised by {stabilise}. A non-local guide was computed by {guide}. "
+        f"{rule['members']} randomly initialised 3D MONAI BasicUNets (seeds and flips) "
+        f"corrected the guide from the stabilised data, each trained for "
+        f"{fit['iterations'] // max(rule['members'], 1)} Adam steps (learning rate "
+        f"{guided['learning_rate']}) on Monte-Carlo SURE (Stein's unbiased risk estimate; "
+        f"Jo et al., ICCV 2021), averaged (decay {guided['ema']}); a Wiener stage piloted by "
+        f"their mean gave the final estimate. Of the input, the guide and the final estimate, "
+        f"the one with the lowest SURE was returned: {rule['chosen']} (SURE per voxel "
+        f"{rule['risk_' + rule['chosen']]:.3f}; the input scores 1). Random seed "
+        f"{config['seed']}; {fit['seconds']:.1f} s on {fit['device']} (PyTorch "
+        f"{versions['torch']}, MONAI {versions['monai']})."
     )
 
 

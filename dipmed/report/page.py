@@ -66,6 +66,11 @@ def _headline(report: dict) -> str:
         if fit["stop_iteration"]
         else f"ran to the {fit['stop_reason'].replace('_', ' ')} ({fit['iterations']} iterations)"
     )
+    if fit["rule"]["name"] == "sure":
+        stop = (
+            f"returned the {fit['rule']['chosen']} estimate, the lowest risk (SURE) of "
+            f"input, guide and final ({fit['iterations']} SURE steps)"
+        )
     return (
         '<p class="headline">'
         f"{escape(i['modality'])} {'&times;'.join(map(str, i['shape']))} &rarr; "

@@ -25,6 +25,7 @@ from dipmed.restoration.noise import estimate_noise
 SLAB = 3  # thickness (voxels) of the border slabs examined for air
 LAG = 2  # correlation estimated for lags up to this (voxels) along each axis
 MIN_AIR_VOXELS = 2000
+_DARK = 0.3  # MR air: 99th percentile below this fraction of the volume's 99.5th
 _RAYLEIGH_RATIO = np.sqrt(np.pi) / 2  # mean / rms of a Rayleigh variable
 _RHO_FLOOR = 0.2  # smaller correlations are mostly estimation noise (a few thousand air
 # voxels give |rho|^2 to about +-0.02): set to 0
@@ -43,7 +44,7 @@ class NoiseModel:
 
 def estimate_noise_model(array: np.ndarray, modality: str) -> NoiseModel:
     """The noise level (and correlation) of `array`; air at the border when there is some."""
-    slabs = [s for s in _border_slabs(array) if _is_air(s, modality)]
+    slabs = _air_slabs(array, modality)
     if sum(s.size for s in slabs) >= MIN_AIR_VOXELS:
         sigma = _air_sigma(slabs, modality)
         if sigma > 0:
@@ -58,6 +59,27 @@ def _border_slabs(array: np.ndarray) -> list[np.ndarray]:
             out.append(np.take(array, range(SLAB), axis=axis))
             out.append(np.take(array, range(array.shape[axis] - SLAB, array.shape[axis]), axis))
     return out
+
+
+def _air_slabs(array: np.ndarray, modality: str) -> list[np.ndarray]:
+    """Border slabs that look like air and are as dark as the darkest of them.
+
+    A slab of tissue can pass the Rayleigh ratio by chance (a brain edge did, and read the
+    level 5.6x too high): air slabs must also be dark (99th percentile below a fifth of
+    the volume's 99.5th) and share one level (rms within 20 % of the darkest air slab's).
+    """
+    if modality == "CT":
+        return [s for s in _border_slabs(array) if _is_air(s, modality)]
+    bright = float(np.percentile(array, 99.5))
+    slabs = [
+        s
+        for s in _border_slabs(array)
+        if _is_air(s, modality) and np.percentile(s, 99) < _DARK * bright
+    ]
+    if not slabs:
+        return []
+    rms = [float(np.sqrt(np.mean(s.astype(np.float64) ** 2))) for s in slabs]
+    return [s for s, r in zip(slabs, rms, strict=True) if r <= 1.2 * min(rms)]
 
 
 def _is_air(slab: np.ndarray, modality: str) -> bool:

@@ -1,0 +1,109 @@
+"""Re-run one denoising case of a preset and put it into results-<size>.json (same input:
+the noise draws of run.py are replayed in order). `python benchmarks/rerun_case.py N`,
+N the case's index (0-based) among run.py's denoising cases."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import run  # noqa: E402
+from run import (  # noqa: E402
+    CT_NOISE_HU,
+    SIZES,
+    add_noise,
+    correlated_rician,
+    crop_at,
+    crop_centre,
+    denoise_case,
+    plant_lesion,
+)
+
+
+def inputs(data: Path, preset: dict):
+    """run.py's denoising cases in order, as (name, clean, noisy, sigma, range, mask, modality)."""
+    mni = nib.load(data / "mri_t1_mni152_2009a_1mm.nii.gz").get_fdata(dtype=np.float32)
+    mni = (mni / mni.max()).astype(np.float32)
+    clean = crop_centre(mni, preset["crop"]).astype(np.float32)
+    rng, out = np.random.default_rng(2026), []
+    for level in preset["levels"]:
+        noisy = add_noise(clean, level, "rician", rng)
+        out.append((f"MNI T1, Rician {level:.0%}", clean, noisy, level, 1.0, clean > 0.05, "MR"))
+    ct = nib.load(data / "ct_head_0051.nii.gz").get_fdata(dtype=np.float32)
+    ct_clean = crop_centre(ct, preset["crop"]).astype(np.float32)
+    ct_noisy = add_noise(ct_clean, CT_NOISE_HU, "gaussian", rng)
+    out.append(
+        (
+            f"head CT, Gaussian {CT_NOISE_HU:.0f} HU",
+            ct_clean,
+            ct_noisy,
+            CT_NOISE_HU,
+            float(ct_clean.max() - ct_clean.min()),
+            ct_clean > -200,
+            "CT",
+        )
+    )
+    top = crop_at(mni, (74, 92, 128), preset["crop"]).astype(np.float32)
+    out.append(
+        (
+            "MNI T1, correlated Rician 5% (Gaussian kernel 0.7 voxel)",
+            top,
+            correlated_rician(top, 0.05, rng),
+            0.05,
+            1.0,
+            top > 0.05,
+            "MR",
+        )
+    )
+    planted, _ = plant_lesion(clean)
+    out.append(
+        (
+            "MNI T1 + lesion (radius 1.5 voxels, +10 %), Rician 5%",
+            planted,
+            add_noise(planted, 0.05, "rician", rng),
+            0.05,
+            1.0,
+            clean > 0.05,
+            "MR",
+        )
+    )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("index", type=int)
+    parser.add_argument("--size", default="small")
+    parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--bm4d-guide", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cases = inputs(args.data, SIZES[args.size])
+    name, *case = cases[args.index]
+    extra = (plant_lesion(cases[0][1])[1],) if "lesion" in name else ()
+    result = denoise_case(name, *case, args, extra=extra)
+    path = HERE / f"results-{args.size}.json"
+    report = json.loads(path.read_text())
+    result["rerun"] = "re-run alone after a fix (same input, same machine)"
+    report["cases"] = [result if c["case"] == name else c for c in report["cases"]]
+    path.write_text(json.dumps(report, indent=1))
+    from results_md import write_results
+
+    write_results(HERE)
+
+
+if __name__ == "__main__":
+    run.GUIDED_OVERRIDES.clear()
+    main()
