@@ -345,6 +345,8 @@ def main() -> None:
                 rng=rng,
             )
         )
+    else:
+        cases += _carried_over_sr(HERE / f"results-{args.size}.json")
     report = {
         "size": args.size,
         "crop": preset["crop"],
