@@ -84,16 +84,16 @@ def _air_slabs(array: np.ndarray, modality: str) -> list[np.ndarray]:
 
 def _is_air(slab: np.ndarray, modality: str) -> bool:
     x = slab.astype(np.float64)
-    if modality == "CT":
-        return bool(np.percentile(x, 99) < -900)
+    if modality == "CT":  # every voxel of air, bar a few noise outliers, below -850 HU
+        return bool(np.percentile(x, 99.9) < -850)
     rms = np.sqrt(np.mean(x**2))
     return bool(rms > 0 and abs(np.mean(x) / rms - _RAYLEIGH_RATIO) < 0.04 * _RAYLEIGH_RATIO)
 
 
 def _air_sigma(slabs, modality: str) -> float:
     values = np.concatenate([s.ravel().astype(np.float64) for s in slabs])
-    if modality == "CT":
-        return float(np.std(values))
+    if modality == "CT":  # robust: 1.4826 x the median absolute deviation
+        return float(1.4826 * np.median(np.abs(values - np.median(values))))
     return float(np.sqrt(np.mean(values**2) / 2))
 
 
