@@ -75,8 +75,9 @@ def test_report_loads_with_all_images_in_chromium(tmp_path, report_folder):
     found = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
     assert found and found.group(1) != "pending", dom[-500:]
     result = json.loads(found.group(1).replace("&quot;", '"'))
-    # one window, residual, errors: input/baseline/restored/reference + residual + 2 errors
-    assert result["images"] == 7 and result["broken"] == 0, result
+    # input/baseline/restored/reference + residual + 2 errors + the uncertainty figure
+    # (restored beside the uncertainty map)
+    assert result["images"] == 9 and result["broken"] == 0, result
     assert result["charts"] == 2 and result["title"].startswith("dipmed denoise")
 
 
