@@ -18,66 +18,17 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import run  # noqa: E402
-from run import (  # noqa: E402
-    CT_NOISE_HU,
-    SIZES,
-    add_noise,
-    correlated_rician,
-    crop_at,
-    crop_centre,
-    denoise_case,
-    plant_lesion,
-)
+from run import SIZES, crop_centre, denoise_case, denoise_inputs, plant_lesion  # noqa: E402
 
 
 def inputs(data: Path, preset: dict):
-    """run.py's denoising cases in order, as (name, clean, noisy, sigma, range, mask, modality)."""
+    """run.py's denoising cases, with its noise draws replayed in order."""
     mni = nib.load(data / "mri_t1_mni152_2009a_1mm.nii.gz").get_fdata(dtype=np.float32)
     mni = (mni / mni.max()).astype(np.float32)
     clean = crop_centre(mni, preset["crop"]).astype(np.float32)
-    rng, out = np.random.default_rng(2026), []
-    for level in preset["levels"]:
-        noisy = add_noise(clean, level, "rician", rng)
-        out.append((f"MNI T1, Rician {level:.0%}", clean, noisy, level, 1.0, clean > 0.05, "MR"))
     ct = nib.load(data / "ct_head_0051.nii.gz").get_fdata(dtype=np.float32)
     ct_clean = crop_centre(ct, preset["crop"]).astype(np.float32)
-    ct_noisy = add_noise(ct_clean, CT_NOISE_HU, "gaussian", rng)
-    out.append(
-        (
-            f"head CT, Gaussian {CT_NOISE_HU:.0f} HU",
-            ct_clean,
-            ct_noisy,
-            CT_NOISE_HU,
-            float(ct_clean.max() - ct_clean.min()),
-            ct_clean > -200,
-            "CT",
-        )
-    )
-    top = crop_at(mni, (74, 92, 128), preset["crop"]).astype(np.float32)
-    out.append(
-        (
-            "MNI T1, correlated Rician 5% (Gaussian kernel 0.7 voxel)",
-            top,
-            correlated_rician(top, 0.05, rng),
-            0.05,
-            1.0,
-            top > 0.05,
-            "MR",
-        )
-    )
-    planted, _ = plant_lesion(clean)
-    out.append(
-        (
-            "MNI T1 + lesion (radius 1.5 voxels, +10 %), Rician 5%",
-            planted,
-            add_noise(planted, 0.05, "rician", rng),
-            0.05,
-            1.0,
-            clean > 0.05,
-            "MR",
-        )
-    )
-    return out
+    return denoise_inputs(mni, clean, ct_clean, preset, np.random.default_rng(2026)), clean
 
 
 def main() -> None:
@@ -90,9 +41,9 @@ def main() -> None:
     parser.add_argument("--bm4d-guide", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cases = inputs(args.data, SIZES[args.size])
+    cases, clean = inputs(args.data, SIZES[args.size])
     name, *case = cases[args.index]
-    extra = (plant_lesion(cases[0][1])[1],) if "lesion" in name else ()
+    extra = (plant_lesion(clean)[1],) if "lesion" in name else ()
     result = denoise_case(name, *case, args, extra=extra)
     path = HERE / f"results-{args.size}.json"
     report = json.loads(path.read_text())

@@ -248,6 +248,53 @@ def _carried_over_sr(path: Path) -> list:
     return out
 
 
+def denoise_inputs(mni, clean, ct_clean, preset, rng) -> list:
+    """The denoising cases in order, as (name, clean, noisy, sigma, range, mask, modality);
+    the noise is drawn from `rng` in this order (rerun_case.py replays it)."""
+    out = []
+    for level in preset["levels"]:
+        noisy = add_noise(clean, level, "rician", rng)
+        out.append((f"MNI T1, Rician {level:.0%}", clean, noisy, level, 1.0, clean > 0.05, "MR"))
+    ct_noisy = add_noise(ct_clean, CT_NOISE_HU, "gaussian", rng)
+    out.append(
+        (
+            f"head CT, Gaussian {CT_NOISE_HU:.0f} HU",
+            ct_clean,
+            ct_noisy,
+            CT_NOISE_HU,
+            float(ct_clean.max() - ct_clean.min()),
+            ct_clean > -200,
+            "CT",
+        )
+    )
+    # top of the brain with air above it: the correlated noise's level can be read there
+    top = crop_at(mni, (74, 92, 128), preset["crop"]).astype(np.float32)
+    out.append(
+        (
+            "MNI T1, correlated Rician 5% (Gaussian kernel 0.7 voxel)",
+            top,
+            correlated_rician(top, 0.05, rng),
+            0.05,
+            1.0,
+            top > 0.05,
+            "MR",
+        )
+    )
+    planted, _ = plant_lesion(clean)
+    out.append(
+        (
+            "MNI T1 + lesion (radius 1.5 voxels, +10 %), Rician 5%",
+            planted,
+            add_noise(planted, 0.05, "rician", rng),
+            0.05,
+            1.0,
+            clean > 0.05,
+            "MR",
+        )
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
@@ -268,57 +315,14 @@ def main() -> None:
     mni = (mni / mni.max()).astype(np.float32)
     clean = crop_centre(mni, preset["crop"]).astype(np.float32)
     mask = clean > 0.05  # the template is skull-stripped: brain = non-zero
-    cases, rng = [], np.random.default_rng(2026)
-    for level in preset["levels"]:
-        noisy = add_noise(clean, level, "rician", rng)
-        cases.append(
-            denoise_case(f"MNI T1, Rician {level:.0%}", clean, noisy, level, 1.0, mask, "MR", args)
-        )
     ct = nib.load(args.data / "ct_head_0051.nii.gz").get_fdata(dtype=np.float32)
     ct_clean = crop_centre(ct, preset["crop"]).astype(np.float32)
-    ct_noisy = add_noise(ct_clean, CT_NOISE_HU, "gaussian", rng)
-    ct_range = float(ct_clean.max() - ct_clean.min())
-    cases.append(
-        denoise_case(
-            f"head CT, Gaussian {CT_NOISE_HU:.0f} HU",
-            ct_clean,
-            ct_noisy,
-            CT_NOISE_HU,
-            ct_range,
-            ct_clean > -200,
-            "CT",
-            args,
-        )
-    )
+    rng = np.random.default_rng(2026)
     plain = argparse.Namespace(**{**vars(args), "bm4d_guide": False})
-    # top of the brain with air above it: the correlated noise's level can be read there
-    top = crop_at(mni, (74, 92, 128), preset["crop"]).astype(np.float32)
-    cases.append(
-        denoise_case(
-            "MNI T1, correlated Rician 5% (Gaussian kernel 0.7 voxel)",
-            top,
-            correlated_rician(top, 0.05, rng),
-            0.05,
-            1.0,
-            top > 0.05,
-            "MR",
-            plain,
-        )
-    )
-    planted, kept = plant_lesion(clean)
-    cases.append(
-        denoise_case(
-            "MNI T1 + lesion (radius 1.5 voxels, +10 %), Rician 5%",
-            planted,
-            add_noise(planted, 0.05, "rician", rng),
-            0.05,
-            1.0,
-            mask,
-            "MR",
-            plain,
-            extra=(kept,),
-        )
-    )
+    cases = []
+    for index, (name, *case) in enumerate(denoise_inputs(mni, clean, ct_clean, preset, rng)):
+        extra = (plant_lesion(clean)[1],) if "lesion" in name else ()
+        cases.append(denoise_case(name, *case, args if index < 4 else plain, extra=extra))
     if args.sr:
         for factor in (2, 4):
             cases.append(
