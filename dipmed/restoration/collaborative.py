@@ -10,7 +10,8 @@ from the paper's description, for Gaussian noise of known (possibly coloured) sp
    applies the empirical Wiener weights |p|^2 / (|p|^2 + s^2) of a pilot estimate p (the
    output of stage 1), with s^2 the noise variance of that coefficient.
 4. Invert and aggregate: each estimated cube goes back to its place, weighted by the
-   inverse of its group's estimated variance; overlapping cubes are averaged.
+   inverse of its group's estimated variance and by a Kaiser window (beta 2, as BM4D:
+   the cube's centre counts more than its edges); overlapping cubes are averaged.
 
 Coloured noise enters as the variance of each 3D-DCT coefficient of a cube (`NoiseModel`),
 so a spatially correlated noise is shrunk where its power is, not everywhere alike.
@@ -35,6 +36,7 @@ class CollaborativeSettings:
     group: int = 16  # cubes per group, stage 1 (hard thresholding)
     group_wiener: int = 32  # cubes per group, stage 2 (Wiener; 32 beat 16 by 0.03-0.23 dB)
     threshold: float = 2.7  # stage 1 hard threshold, in noise stds of each coefficient
+    window: float = 2.0  # Kaiser beta of the aggregation window (BM4D: 2; flat 0 lost 0.06-0.12 dB)
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -112,11 +114,9 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, wiener) -> torc
     refs = _reference_grid(padded.shape, n, settings.step)
     k = settings.group if wiener is None else settings.group_wiener
     positions = _match(pad, refs, n, settings.search, k)  # (R, K) flat indices
-    patches = _patches(padded, n)  # (M, n^3) over all cube corners
     t = cube_transform(n)
     dk = dct_matrix(k)
-    groups = patches[positions]  # (R, K, n^3)
-    coef = dk @ groups @ t.T  # cube DCT, then DCT across the group
+    coef = dk @ _patches(padded, n)[positions] @ t.T  # cube DCT, then DCT across the group
     if wiener is None:
         keep = coef.abs() > settings.threshold * var.sqrt()
         estimate = torch.where(keep, coef, torch.zeros_like(coef))
@@ -127,7 +127,7 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, wiener) -> torc
         estimate = gain * coef
         weight = 1.0 / (gain**2 * var).sum(dim=(1, 2)).clamp(min=float(var.min()) * 1e-3)
     cubes = dk.T @ estimate @ t  # back to voxels: (R, K, n^3)
-    out = _aggregate(cubes, positions, weight, padded.shape, n)
+    out = _aggregate(cubes, positions, weight, _window(n, settings.window), padded.shape, n)
     return _unpad(out, y.shape)
 
 
@@ -196,7 +196,8 @@ def _patches(x: torch.Tensor, n: int) -> torch.Tensor:
     return p.reshape(-1, n**3)
 
 
-def _aggregate(cubes, positions, weight, shape, n: int) -> torch.Tensor:
+def _aggregate(cubes, positions, weight, window, shape, n: int) -> torch.Tensor:
+    """Overlapping cubes averaged, each weighted by its group's weight and the window."""
     sx, sy, sz = shape
     cy, cz = sy - n + 1, sz - n + 1
     corner = torch.stack([positions // (cy * cz), positions // cz % cy, positions % cz], -1)
@@ -204,7 +205,13 @@ def _aggregate(cubes, positions, weight, shape, n: int) -> torch.Tensor:
     offs = torch.stack(torch.meshgrid(o, o, o, indexing="ij"), -1).reshape(-1, 3)
     voxels = corner[:, :, None, :] + offs  # (R, K, n^3, 3)
     flat = ((voxels[..., 0] * sy + voxels[..., 1]) * sz + voxels[..., 2]).reshape(-1)
-    w = weight[:, None, None].expand_as(cubes).reshape(-1)
+    w = (weight[:, None, None] * window).expand_as(cubes).reshape(-1)
     numerator = torch.zeros(sx * sy * sz).index_add_(0, flat, (cubes.reshape(-1) * w))
     denominator = torch.zeros(sx * sy * sz).index_add_(0, flat, w)
     return (numerator / denominator.clamp(min=1e-12)).reshape(shape)
+
+
+def _window(n: int, beta: float) -> torch.Tensor:
+    """A separable 3D Kaiser window over a flattened cube (all ones for beta 0)."""
+    axis = torch.from_numpy(np.kaiser(n, beta)).float() if beta > 0 else torch.ones(n)
+    return torch.einsum("i,j,k->ijk", axis, axis, axis).reshape(-1)
