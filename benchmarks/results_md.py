@@ -54,7 +54,7 @@ def _render(report: dict) -> list[str]:
         if "rerun" in case:
             lines += [f"This case was {case['rerun']}.", ""]
         if "carried_over" in case:
-            lines += [f"Not re-run this time (`--no-sr`): {case['carried_over']}.", ""]
+            lines += [f"Not re-run this time: {case['carried_over']}.", ""]
         lines += [
             "| method | noise level given | PSNR | SSIM | PSNR mask | SSIM mask | seconds |"
             + (" lesion contrast kept |" if lesion else "")

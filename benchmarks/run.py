@@ -260,14 +260,17 @@ def _lesion_centres(clean, count, *, margin, spacing):
     return centres
 
 
-def _carried_over_sr(path: Path) -> list:
-    """With --no-sr: the SR cases of the previous run of this preset, marked as such."""
+def _carried_over(path: Path, task: str, flag: str) -> list:
+    """With --no-sr / --no-denoise: that task's cases from the previous run of this preset,
+    marked as such."""
     if not path.exists():
         return []
     previous = json.loads(path.read_text())
-    out = [c for c in previous["cases"] if c["task"] == "sr"]
+    out = [c for c in previous["cases"] if c["task"] == task]
     for case in out:
-        case.setdefault("carried_over", f"measured in an earlier run ({previous['machine']})")
+        case.setdefault(
+            "carried_over", f"`{flag}`: measured in an earlier run ({previous['machine']})"
+        )
     return out
 
 
@@ -326,6 +329,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads for every method")
     parser.add_argument("--no-bm4d-guide", dest="bm4d_guide", action="store_false")
     parser.add_argument("--no-sr", dest="sr", action="store_false", help="skip the SR cases")
+    parser.add_argument(
+        "--no-denoise", dest="denoise", action="store_false", help="skip the denoising cases"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny crop, 2 steps: harness check")
     args = parser.parse_args()
     if args.smoke:
@@ -343,9 +349,12 @@ def main() -> None:
     rng = np.random.default_rng(2026)
     plain = argparse.Namespace(**{**vars(args), "bm4d_guide": False})
     cases = []
-    for index, (name, *case) in enumerate(denoise_inputs(mni, clean, ct_clean, preset, rng)):
+    inputs = denoise_inputs(mni, clean, ct_clean, preset, rng)  # draws noise even if skipped
+    for index, (name, *case) in enumerate(inputs if args.denoise else []):
         extra = (plant_lesion(clean)[1],) if "lesion" in name else ()
         cases.append(denoise_case(name, *case, args if index < 4 else plain, extra=extra))
+    if not args.denoise:
+        cases += _carried_over(HERE / f"results-{args.size}.json", "denoise", "--no-denoise")
     if args.sr:
         for factor in (2, 4):
             cases.append(
@@ -373,7 +382,7 @@ def main() -> None:
             )
         )
     else:
-        cases += _carried_over_sr(HERE / f"results-{args.size}.json")
+        cases += _carried_over(HERE / f"results-{args.size}.json", "sr", "--no-sr")
     report = {
         "size": args.size,
         "crop": preset["crop"],

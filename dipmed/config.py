@@ -21,7 +21,7 @@ from dipmed.restoration.networks import NetworkConfig
 
 @dataclass(frozen=True)
 class RestoreConfig:
-    method: str = "guided"  # denoising: guided (guide + SURE-trained prior) | dip (anchored DIP)
+    method: str = "guided"  # guided (denoise: guide + SURE prior; sr: denoised first) | dip
     mode: str = "auto"  # 2d | 3d | auto (3D when the volume fits the device, else 2D)
     slice_axis: int = -1  # 2D mode: array axis to slice along (-1: auto, never a downsampled one)
     device: str = "auto"  # auto | cpu | cuda

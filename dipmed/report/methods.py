@@ -9,7 +9,8 @@ TASKS = {
 }
 ANCHORS = {
     "denoise": {"tv": "total-variation denoising", "gaussian": "Gaussian smoothing"},
-    "sr": "trilinear interpolation, Gaussian-smoothed until it no longer fits the noise",
+    "sr": "trilinear interpolation, back-projected or Gaussian-smoothed so that its misfit "
+    "sits just above the noise level",
     "inpaint": "a normalised-convolution fill",
 }
 
@@ -35,6 +36,7 @@ def methods(report: dict) -> str:
         f"to this scan alone, with no training data, by Adam (learning rate "
         f"{config['fit']['learning_rate']}) on a {fit['loss'].upper()} loss in measurement "
         f"space. {anchor} The noise standard deviation was {sigma}. "
+        f"{_denoised_first(fit['rule'], noise['units'])}"
         f"{_stop(fit)} The output is an exponential moving average of the iterates "
         f"(decay {config['fit']['ema']}); random seed {config['seed']}; "
         f"{fit['seconds']:.1f} s on {fit['device']} (PyTorch {versions['torch']}, "
@@ -74,6 +76,18 @@ def _guided(report: dict) -> str:
         f"{rule['risk_' + rule['chosen']]:.3f}; the input scores 1). Random seed "
         f"{config['seed']}; {fit['seconds']:.1f} s on {fit['device']} (PyTorch "
         f"{versions['torch']}, MONAI {versions['monai']})."
+    )
+
+
+def _denoised_first(rule: dict, units: str) -> str:
+    first = rule.get("denoised_first")
+    if not first:
+        return ""
+    return (
+        "The thick slices were first denoised on their own grid by guided denoising "
+        f"({first['guide']} guide, SURE-chosen: {first['chosen']}, SURE per voxel "
+        f"{first['risk']:.3f}); the fit then matched the denoised slices, down to their "
+        f"estimated remaining error of {first['fit_sigma']:.4g} {units}. "
     )
 
 

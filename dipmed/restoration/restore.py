@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from dipmed.restoration.stopping import DiscrepancyStop, NoStop, VarianceStop
 from dipmed.volume import Volume, refine_affine
 
 _NOISE_FLOOR = 1e-4  # of the intensity range: the smallest noise std guided denoising assumes
+_RISK_FLOOR = 0.01  # sr after denoising: the denoised slices' error is taken >= 0.1 sigma
 MIN_SIZE = 16  # BasicUNet needs >= 16 voxels along every axis it convolves
 
 
@@ -97,6 +98,17 @@ def restore(
     normaliser = Normaliser.of(volume.array)
     measured = normaliser.forward(volume.array)
     sigma, estimated = _sigma(measured, volume, task, config, normaliser)
+    fit_sigma, details = sigma, None
+    if task.kind == "sr" and config.method == "guided":
+        # noisy thick slices: denoised on the acquired grid first (guided), then the deep
+        # prior super-resolves the denoised slices down to their remaining error
+        first = _guided(volume, config, device, progress)
+        sigma, estimated = first.sigma, first.sigma_estimated
+        risk = first.details["risks"][first.details["chosen"]]
+        fit_sigma = sigma * float(np.sqrt(np.clip(risk, _RISK_FLOOR, 1.0)))
+        measured = normaliser.forward(first.volume.array)
+        details = {**first.details, "denoised_first": True, "fit_sigma": fit_sigma}
+        details.pop("candidates")
     loss_name = config.loss
     generator = torch.Generator().manual_seed(config.seed)
     # the baseline is always computed (reports compare with it); plain DIP ignores it
@@ -105,7 +117,7 @@ def restore(
         task.kind,
         out_shape=out_shape,
         sigma_vox=config.anchor_sigma,
-        noise_sigma=sigma / normaliser.scale,
+        noise_sigma=fit_sigma / normaliser.scale,
         mask=task.mask,
         style="tv" if config.anchor == "none" else config.anchor,
         operator=operator,
@@ -118,18 +130,20 @@ def restore(
     if task.kind == "inpaint":
         target = operator.forward(target)  # unknown voxels carry no data: zero them
     target = target.to(device)
-    stopper = make_stopper(config, sigma / normaliser.scale, task)
+    stopper = make_stopper(config, fit_sigma / normaliser.scale, task)
     result = fit(
         prior,
         target,
         operator,
-        make_loss(loss_name, sigma=sigma / normaliser.scale),
+        make_loss(loss_name, sigma=fit_sigma / normaliser.scale),
         stopper,
         config.fit,
         generator=generator,
         progress=progress,
         monitor=_in_image_units(monitor, normaliser),
     )
+    if details is not None:  # the seconds of the denoising before the fit count too
+        result = replace(result, seconds=result.seconds + first.fit.seconds)
     restored = normaliser.inverse(result.output)
     affine = refine_affine(volume.affine, task.factors) if task.kind == "sr" else volume.affine
     return Restoration(
@@ -144,6 +158,7 @@ def restore(
         axis,
         loss_name,
         str(device),
+        details=details,
     )
 
 
