@@ -55,6 +55,13 @@ def _render(report: dict) -> list[str]:
             lines += [f"This case was {case['rerun']}.", ""]
         if "carried_over" in case:
             lines += [f"Not re-run this time: {case['carried_over']}.", ""]
+        if lesion:
+            count = len(case["results"][0].get("lesion_contrast_each", [0]))
+            lines += [
+                f"{count} lesions fit this crop; contrast kept = the mean over them of "
+                "(lesion mean - shell mean) / the true difference (1 = all kept).",
+                "",
+            ]
         lines += [
             "| method | noise level given | PSNR | SSIM | PSNR mask | SSIM mask | seconds |"
             + (" lesion contrast kept |" if lesion else "")

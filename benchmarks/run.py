@@ -309,7 +309,7 @@ def denoise_inputs(mni, clean, ct_clean, preset, rng) -> list:
     planted, _ = plant_lesion(clean)
     out.append(
         (
-            "MNI T1 + 8 lesions (radius 1.5 voxels, +10 %), Rician 5%",
+            "MNI T1 + up to 8 lesions (radius 1.5 voxels, +10 %), Rician 5%",
             planted,
             add_noise(planted, 0.05, "rician", rng),
             0.05,

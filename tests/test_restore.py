@@ -65,15 +65,22 @@ def test_super_resolution_beats_linear_and_keeps_the_centre():
 
 
 def test_noisy_thick_slices_are_denoised_then_fitted_not_returned_as_the_interpolation():
-    """Noisy SR (default): the thick slices are denoised first (guided), then the prior
-    fits them down to their remaining error; the anchor must leave the rule a descent
-    (a plain trilinear anchor once made it stop at iteration 1)."""
+    """Noisy SR with a known level (given, or read from air): the thick slices are
+    denoised first (guided), then the prior fits them down to their remaining error; the
+    anchor must leave the rule a descent (a plain trilinear anchor once stopped it at 1).
+    Without air or a given level, sr does not denoise first (a wavelet level can be
+    structure)."""
+    from dipmed.restoration.restore import _sr_noise_model
+
     clean = gaussian_filter(head_phantom((32, 28, 32)), 1.0)
     noisy = clean + np.random.default_rng(4).normal(0, 0.05, clean.shape)
     thick = Downsample((1, 1, 2)).forward(torch.from_numpy(noisy)[None, None].double())
     volume = Volume(thick[0, 0].float().numpy(), np.diag([1.0, 1.0, 2.0, 1.0]))
-    config = load_config(None, mode="3d", seed=0, **{"fit.max_iters": 150})
-    result = restore(volume, Task("sr", factors=(1, 1, 2)), config)
+    task = Task("sr", factors=(1, 1, 2))
+    assert _sr_noise_model(volume, task, load_config(None)) is None
+    level = 0.05 / np.sqrt(2)  # the thick slices average 2 noisy voxels
+    config = load_config(None, mode="3d", seed=0, noise_sigma=level, **{"fit.max_iters": 150})
+    result = restore(volume, task, config)
     linear = upsample_linear(volume.array, clean.shape)
     assert result.details["denoised_first"] and result.details["chosen"] != "input"
     assert result.details["fit_sigma"] < 0.7 * result.sigma
@@ -93,7 +100,7 @@ def test_the_sr_anchor_is_back_projected_to_just_above_the_noise_level():
     thick = apply(operator, clean) + np.random.default_rng(1).normal(0, sigma, (24, 20, 8))
     thick = thick.astype(np.float32)
     linear = upsample_linear(thick, clean.shape)
-    anchor = sr_anchor(thick, clean.shape, sigma, operator)
+    anchor = sr_anchor(thick, clean.shape, sigma, operator, backproject=True)
 
     def misfit(x):
         return float(np.mean((apply(operator, x) - thick) ** 2))

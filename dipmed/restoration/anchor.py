@@ -32,6 +32,7 @@ def make_anchor(
     mask: np.ndarray | None = None,
     style: str = "tv",
     operator=None,
+    backproject: bool = False,
 ) -> np.ndarray:
     """The anchor on the output grid, in the measurement's (normalised) units.
 
@@ -46,7 +47,7 @@ def make_anchor(
     if kind == "denoise":
         return _smooth(measured, sigma_vox)
     if kind == "sr":
-        return sr_anchor(measured, out_shape, noise_sigma, operator)
+        return sr_anchor(measured, out_shape, noise_sigma, operator, backproject=backproject)
     if kind == "inpaint" and mask is not None:
         return _smooth(fill_masked(measured, mask), sigma_vox)
     raise ValueError(f"no anchor for task {kind!r}")
@@ -67,18 +68,20 @@ def smoothing_for(measured: np.ndarray, noise_sigma: float) -> float:
     )
 
 
-def sr_anchor(measured: np.ndarray, out_shape, noise_sigma: float, operator) -> np.ndarray:
+def sr_anchor(
+    measured: np.ndarray, out_shape, noise_sigma: float, operator, *, backproject: bool = False
+) -> np.ndarray:
     """Trilinear upsampling, moved to just above the noise level so that the fit descends.
 
     The discrepancy rule fires where the misfit mean((A(x) - y)^2) crosses sigma^2 on the
     way down; an anchor already below that level would stop the rule at once and return
     the anchor, one far above it costs the fit most of its iterations.
 
-    - Above `_BACKPROJECT_LEVEL` x sigma^2 (edges across thick slices, or slices denoised
-      first: trilinear missed the CT sample by 4.5 sigma): back-projection
-      x <- x + up(y - A(x)) (Irani and Peleg 1991), the last step shortened to land on
-      that level. Back-projection also copies the noise into x: on noisy slices it comes
-      after denoising (`restore`), not instead of it.
+    - With `backproject` (slices denoised first, `restore`), above `_BACKPROJECT_LEVEL` x
+      sigma^2 (edges across thick slices: trilinear missed the CT sample by 4.5 sigma):
+      back-projection x <- x + up(y - A(x)) (Irani and Peleg 1991), the last step
+      shortened to land on that level. It copies noise into x: on raw noisy slices it
+      left the CT sample's residual flagged, hence only after denoising.
     - Below sigma^2 (noisy thick slices: A(trilinear(y)) is a smoothed y): the narrowest
       Gaussian (output voxels) whose misfit exceeds sigma^2 (on a 5 % Rician MNI crop, x2:
       30.1 dB instead of 26.8 dB). Noise-free data keep plain trilinear.
@@ -91,7 +94,7 @@ def sr_anchor(measured: np.ndarray, out_shape, noise_sigma: float, operator) -> 
         return float(np.mean((apply(operator, x) - measured) ** 2))
 
     level = _BACKPROJECT_LEVEL * noise_sigma**2
-    if noise_sigma > 0 and misfit(up) > level:
+    if backproject and noise_sigma > 0 and misfit(up) > level:
         return _backproject(up, measured, operator, level)
     sigma_vox = _narrowest(
         (0.0, *_SIGMA_CANDIDATES_VOX), lambda s: misfit(_smooth(up, s)), noise_sigma
