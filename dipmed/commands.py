@@ -31,8 +31,8 @@ def add_restore_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method",
         choices=("guided", "dip"),
-        help="guided (default; denoise: non-local guide + SURE-trained prior; sr: denoise the "
-        "slices so first) or dip (anchored DIP only)",
+        help="guided (default; denoise: non-local guide + SURE-trained prior; sr: the slices "
+        "denoised first where the noise is read from air or given) or dip (anchored DIP only)",
     )
     parser.add_argument("--mode", choices=("2d", "3d", "auto"), help="generator: 2D slices, 3D")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))

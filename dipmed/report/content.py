@@ -149,7 +149,7 @@ def _fit(run: Run) -> dict:
         "stop_iteration": fit.iterations if fit.stop_reason == "rule" else None,
         "best_iteration": fit.best_iteration,
         "stop_reason": fit.stop_reason,
-        "rule": _risk_rule(r) if r.method == "guided" else _rule(config, _fit_sigma(r), r),
+        "rule": _risk_rule(r) if r.method == "guided" else _rule(config, r),
         "seconds": fit.seconds,
         "seconds_per_iteration": fit.seconds / max(fit.iterations, 1),
         "device": r.device,
@@ -161,11 +161,6 @@ def _fit(run: Run) -> dict:
         "curve": _curve(fit.losses, np.sqrt(np.maximum(fit.misfits, 0)) * scale),
         "curve_units": run.volume.meta.units or "image units",
     }
-
-
-def _fit_sigma(r) -> float:
-    """The level the fit stops at: the noise, or (sr after denoising) the denoised error."""
-    return r.details["fit_sigma"] if r.details and "fit_sigma" in r.details else r.sigma
 
 
 def _risk_rule(r) -> dict:
@@ -182,7 +177,11 @@ def _risk_rule(r) -> dict:
     }
 
 
-def _rule(config: RestoreConfig, sigma: float, r=None) -> dict:
+def _rule(config: RestoreConfig, r) -> dict:
+    """The DIP stop rule; its level is the noise, or (sr after denoising) the error left
+    in the denoised slices."""
+    first = r.details if r.details and r.details.get("denoised_first") else None
+    sigma = first["fit_sigma"] if first else r.sigma
     rule = {"name": config.stop}
     if config.stop == "discrepancy":
         rule |= {
@@ -191,13 +190,12 @@ def _rule(config: RestoreConfig, sigma: float, r=None) -> dict:
         }
     elif config.stop == "variance":
         rule |= {"patience": config.stop_patience}
-    if r is not None and r.details and r.details.get("denoised_first"):
-        d = r.details
+    if first:
         rule["denoised_first"] = {
-            "chosen": d["chosen"],
-            "risk": float(d["risks"][d["chosen"]]),
-            "guide": d["guide"],
-            "fit_sigma": float(d["fit_sigma"]),
+            "chosen": first["chosen"],
+            "risk": float(first["risks"][first["chosen"]]),
+            "guide": first["guide"],
+            "fit_sigma": float(sigma),
         }
     return rule
 

@@ -97,13 +97,14 @@ def restore(
     mode, axis = pick_mode(out_shape, task.factors, config, device)
     normaliser = Normaliser.of(volume.array)
     measured = normaliser.forward(volume.array)
-    sigma, estimated = _sigma(measured, volume, task, config, normaliser)
-    fit_sigma, details = sigma, None
     model = _sr_noise_model(volume, task, config)
-    if model is not None:
-        # thick slices with measured noise: denoised on the acquired grid first (guided),
-        # then the deep prior super-resolves them down to their remaining error
-        first = _guided(volume, config, device, progress, model)
+    # thick slices with measured noise: denoised on the acquired grid first (guided),
+    # then the deep prior super-resolves them down to their remaining error
+    first = _guided(volume, config, device, progress, model) if model else None
+    if first is None:
+        sigma, estimated = _sigma(measured, volume, task, config, normaliser)
+        fit_sigma, details = sigma, None
+    else:
         sigma, estimated = first.sigma, first.sigma_estimated
         risk = first.details["risks"][first.details["chosen"]]
         fit_sigma = sigma * float(np.sqrt(np.clip(risk, _RISK_FLOOR, 1.0)))
@@ -144,7 +145,7 @@ def restore(
         progress=progress,
         monitor=_in_image_units(monitor, normaliser),
     )
-    if details is not None:  # the seconds of the denoising before the fit count too
+    if first is not None:  # the seconds of the denoising before the fit count too
         result = replace(result, seconds=result.seconds + first.fit.seconds)
     restored = normaliser.inverse(result.output)
     affine = refine_affine(volume.affine, task.factors) if task.kind == "sr" else volume.affine
