@@ -185,9 +185,19 @@ def _cube_distance(x: torch.Tensor, offset, n: int) -> torch.Tensor:
     src = tuple(slice(max(0, o), x.shape[a] + min(0, o)) for a, o in enumerate(offset))
     dst = tuple(slice(max(0, -o), x.shape[a] - max(0, o)) for a, o in enumerate(offset))
     shifted[dst] = x[src]
-    sq = (x - shifted) ** 2
-    d = F.avg_pool3d(sq[None, None], n, stride=1)[0, 0] * n**3
-    return torch.nan_to_num(d, nan=float("inf"))
+    return torch.nan_to_num(_box_sum((x - shifted) ** 2, n), nan=float("inf"))
+
+
+def _box_sum(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Sum over every n^3 cube, at each corner: separable, 3 (n - 1) adds per voxel
+    (avg_pool3d did n^3 and took three quarters of the filter's time)."""
+    for axis in range(3):
+        length = x.shape[axis] - n + 1
+        total = x.narrow(axis, 0, length).clone()
+        for j in range(1, n):
+            total += x.narrow(axis, j, length)
+        x = total
+    return x
 
 
 def _patches(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -200,11 +210,10 @@ def _aggregate(cubes, positions, weight, window, shape, n: int) -> torch.Tensor:
     """Overlapping cubes averaged, each weighted by its group's weight and the window."""
     sx, sy, sz = shape
     cy, cz = sy - n + 1, sz - n + 1
-    corner = torch.stack([positions // (cy * cz), positions // cz % cy, positions % cz], -1)
+    base = (positions // (cy * cz) * sy + positions // cz % cy) * sz + positions % cz
     o = torch.arange(n)
-    offs = torch.stack(torch.meshgrid(o, o, o, indexing="ij"), -1).reshape(-1, 3)
-    voxels = corner[:, :, None, :] + offs  # (R, K, n^3, 3)
-    flat = ((voxels[..., 0] * sy + voxels[..., 1]) * sz + voxels[..., 2]).reshape(-1)
+    offsets = ((o[:, None, None] * sy + o[None, :, None]) * sz + o[None, None, :]).reshape(-1)
+    flat = (base[:, :, None] + offsets).reshape(-1)  # (R, K, n^3) voxel indices
     w = (weight[:, None, None] * window).expand_as(cubes).reshape(-1)
     numerator = torch.zeros(sx * sy * sz).index_add_(0, flat, (cubes.reshape(-1) * w))
     denominator = torch.zeros(sx * sy * sz).index_add_(0, flat, w)
