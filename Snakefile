@@ -31,6 +31,7 @@ envvars:
 # jobs call `dipmed` from the environment that runs Snakemake (here and on cluster nodes)
 os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
 RESOURCES = config["resources"]
+MEMORY_SHARE = 0.85  # of a job's mem_mb given to dipmed's memory plan
 
 
 wildcard_constraints:
@@ -84,6 +85,8 @@ rule restore:
         task=lambda w: SAMPLES[w.name].task,
         options=lambda w: restore_options(SAMPLES[w.name], config),
         report=lambda w, output: os.path.dirname(output.report_json),
+        # the memory plan's budget: the job's memory, less a share for the report
+        memory=lambda w, resources: f"{MEMORY_SHARE * resources.mem_mb / 1024:.2f}",
     log:
         f"{RESULTS}/logs/restore/{{name}}.log",
     benchmark:
@@ -98,7 +101,8 @@ rule restore:
         "config/envs/dipmed.yaml"
     shell:
         "dipmed {params.task} {input.scan:q} {output.volume:q} --report {params.report:q}"
-        " --overwrite --threads {threads} {params.options} {params.extra} > {log:q} 2>&1"
+        " --overwrite --threads {threads} --memory-gb {params.memory} {params.options}"
+        " {params.extra} > {log:q} 2>&1"
 
 
 use rule restore as restore_with_uncertainty with:
@@ -110,6 +114,7 @@ use rule restore as restore_with_uncertainty with:
         task=lambda w: SAMPLES[w.name].task,
         options=lambda w: restore_options(SAMPLES[w.name], config),
         report=lambda w, output: os.path.dirname(output.report_json),
+        memory=lambda w, resources: f"{MEMORY_SHARE * resources.mem_mb / 1024:.2f}",
 
 
 rule summary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,10 @@ from dipmed.io import read_volume, write_volume
 from dipmed.io.paths import check_output
 from dipmed.progress import ProgressPrinter
 from dipmed.report import Run, write_report
+from dipmed.restoration.events import Stage
 from dipmed.restoration.noise import add_noise
 from dipmed.restoration.operators import Downsample, apply
-from dipmed.restoration.restore import Task, restore
+from dipmed.restoration.restore import Task, memory_plan, restore
 from dipmed.volume import coarsen_affine, refine_affine
 
 
@@ -38,6 +40,9 @@ def add_restore_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--seed", type=int, help="seed for weights, input and perturbations")
     parser.add_argument("--max-iters", type=int, help="iteration cap")
+    parser.add_argument(
+        "--memory-gb", type=float, help="memory budget of the plan (default: 80 %% of available)"
+    )
     parser.add_argument("--config", type=Path, help="YAML file of restoration settings")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument(
@@ -69,33 +74,21 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
 
 
 def run_restore(args: argparse.Namespace) -> None:
-    config = load_config(
-        args.config,
-        method=args.method,
-        mode=args.mode,
-        device=args.device,
-        seed=args.seed,
-        **{"fit.max_iters": args.max_iters},
-    )
-    volume = read_volume(args.input, series=args.series, volume=args.volume)
-    check_output(args.input, args.output, overwrite=args.overwrite)
-    if args.report is not None:
-        _check_report_folder(args)
-    if getattr(args, "uncertainty", None) is not None:
-        _check_uncertainty(args, config.method)
-    bad = int(np.size(volume.array) - np.count_nonzero(np.isfinite(volume.array)))
-    if bad:
-        raise InputError(
-            f"{args.input} holds {bad} NaN or infinite voxels; replace them "
-            "(for example with 0) before restoring"
-        )
-    task = _task(args, volume)
-    reference = _reference(args, volume, task)
+    printer = ProgressPrinter(label=f"dipmed {args.command}")
+    # a slow read (a large DICOM folder) gets a line; a refused input gets only its error
+    reading = threading.Timer(2.0, printer, (Stage("reading the input"),))
+    reading.start()
+    try:
+        volume, task, reference, config = _prepare(args)
+    finally:
+        reading.cancel()
+    shape = "x".join(map(str, volume.shape))
+    printer(Stage(f"read {shape} voxels ({volume.meta.modality or 'unknown modality'})"))
     if args.threads:
         torch.set_num_threads(max(1, args.threads))
-    printer = ProgressPrinter(label=f"dipmed {args.command}")
+    printer.every = config.fit.log_every
     result = restore(volume, task, config, progress=printer)
-    printer.close()
+    printer(Stage("writing"))
     fit = result.fit
     write_volume(
         result.volume,
@@ -126,13 +119,45 @@ def run_restore(args: argparse.Namespace) -> None:
             reference,
             args.reference,
         )
+        printer(Stage("report"))
         write_report(run, args.report)
+        printer.close()
         print(f"wrote {args.report / 'report.html'}")
+    printer.close()
     print(
         f"wrote {args.output}: {fit.iterations} iterations in {fit.seconds:.1f}s on "
         f"{result.device}, result from iteration {fit.best_iteration} "
         f"(stop: {config.stop}, {fit.stop_reason})"
     )
+
+
+def _prepare(args: argparse.Namespace):
+    """Config, input and task, every check before any work: (volume, task, reference, config)."""
+    config = load_config(
+        args.config,
+        method=args.method,
+        mode=args.mode,
+        device=args.device,
+        seed=args.seed,
+        memory_gb=args.memory_gb,
+        **{"fit.max_iters": args.max_iters},
+    )
+    volume = read_volume(args.input, series=args.series, volume=args.volume)
+    check_output(args.input, args.output, overwrite=args.overwrite)
+    if args.report is not None:
+        _check_report_folder(args)
+    if getattr(args, "uncertainty", None) is not None:
+        _check_uncertainty(args, config.method)
+    bad = int(np.size(volume.array) - np.count_nonzero(np.isfinite(volume.array)))
+    if bad:
+        raise InputError(
+            f"{args.input} holds {bad} NaN or infinite voxels; replace them "
+            "(for example with 0) before restoring"
+        )
+    task = _task(args, volume)
+    reference = _reference(args, volume, task)
+    memory_plan(volume, task, config)  # a volume that cannot fit is refused before any work
+    return volume, task, reference, config
 
 
 def _task(args: argparse.Namespace, volume) -> Task:

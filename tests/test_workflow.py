@@ -17,7 +17,7 @@ from slurm_cluster import missing, slurm_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("Snakefile", "config", "profiles", "data_samples")
-QUICK = {"restore": {"max_iters": 3}, "resources": {"threads": 1, "mem_mb": 1000}}
+QUICK = {"restore": {"max_iters": 3}, "resources": {"threads": 1, "mem_mb": 2000}}
 DAEMONS = ("slurmctld", "slurmd")
 NAMES = (
     "sub-phantom01_desc-denoised_T1w",

@@ -21,11 +21,16 @@ Arrays in, arrays out; torch on the CPU (or the device of the input).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+SLAB_VOXELS = 1_000_000  # voxels per slab of reference cubes matched together
+BATCH_BYTES = 256 * 2**20  # bytes of one grouped tensor batch (transform and aggregate)
+_BATCH_COPIES = 10  # grouped tensors alive at once in a batch (values, coefficients, ...)
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ def denoise(
     *,
     settings: CollaborativeSettings = CollaborativeSettings(),
     pilot: np.ndarray | None = None,
+    report: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Two-stage collaborative filtering of `noisy` (3D) with noise of the given spectrum.
 
@@ -80,22 +86,30 @@ def denoise(
         >>> float(np.mean((denoise(y, 0.04) - x) ** 2)) < 0.004
         True
     """
+    halves = [None, None]
+    if report is not None:  # slabs of both stages counted together
+        halves = [lambda d, t: report(d, 2 * t), lambda d, t: report(t + d, 2 * t)]
     if pilot is None:
-        pilot = hard_threshold(noisy, variances, settings=settings)
-    return wiener(noisy, pilot, variances, settings=settings)
+        pilot = hard_threshold(noisy, variances, settings=settings, report=halves[0])
+    return wiener(noisy, pilot, variances, settings=settings, report=halves[1])
 
 
-def hard_threshold(noisy: np.ndarray, variances, *, settings=CollaborativeSettings()) -> np.ndarray:
+def hard_threshold(
+    noisy: np.ndarray, variances, *, settings=CollaborativeSettings(), report=None
+) -> np.ndarray:
     """Stage 1: groups matched on the noisy volume, coefficients hard-thresholded."""
     y = _tensor(noisy)
-    return _stage(y, y, _variances(variances, settings.cube), settings, wiener=None).numpy()
+    var = _variances(variances, settings.cube)
+    return _stage(y, y, var, settings, wiener=None, report=report).numpy()
 
 
-def wiener(noisy: np.ndarray, pilot: np.ndarray, variances, *, settings=CollaborativeSettings()):
-    """Stage 2: groups matched on `pilot`, empirical Wiener weights from it (linear in noisy)."""
+def wiener(noisy: np.ndarray, pilot, variances, *, settings=CollaborativeSettings(), report=None):
+    """Stage 2: groups matched on `pilot`, empirical Wiener weights from it (linear in noisy).
+
+    `report(done, total)` after each slab of reference cubes (progress)."""
     p = _tensor(pilot)
     var = _variances(variances, settings.cube)
-    return _stage(_tensor(noisy), p, var, settings, wiener=p).numpy()
+    return _stage(_tensor(noisy), p, var, settings, wiener=p, report=report).numpy()
 
 
 def _tensor(x: np.ndarray) -> torch.Tensor:
@@ -108,26 +122,41 @@ def _variances(variances, n: int) -> torch.Tensor:
     return torch.full((n**3,), float(variances))
 
 
-def _stage(y, match_on, var, settings: CollaborativeSettings, *, wiener) -> torch.Tensor:
+def _stage(y, match_on, var, settings: CollaborativeSettings, *, wiener, report) -> torch.Tensor:
+    """One stage over the whole volume, in slabs of reference cubes (memory bounded)."""
     n = settings.cube
     padded, pad = _pad(y, n), _pad(match_on, n)
-    refs = _reference_grid(padded.shape, n, settings.step)
+    pilot = _pad(wiener, n).reshape(-1) if wiener is not None else None
     k = settings.group if wiener is None else settings.group_wiener
-    positions = _match(pad, refs, n, settings.search, k)  # (R, K) flat indices
-    t = cube_transform(n)
-    dk = dct_matrix(k)
-    coef = dk @ _patches(padded, n)[positions] @ t.T  # cube DCT, then DCT across the group
-    if wiener is None:
-        keep = coef.abs() > settings.threshold * var.sqrt()
-        estimate = torch.where(keep, coef, torch.zeros_like(coef))
-        weight = 1.0 / (var * keep).sum(dim=(1, 2)).clamp(min=float(var.min()))
-    else:
-        pilot_coef = dk @ _patches(_pad(wiener, n), n)[positions] @ t.T
-        gain = pilot_coef**2 / (pilot_coef**2 + var)
-        estimate = gain * coef
-        weight = 1.0 / (gain**2 * var).sum(dim=(1, 2)).clamp(min=float(var.min()) * 1e-3)
-    cubes = dk.T @ estimate @ t  # back to voxels: (R, K, n^3)
-    out = _aggregate(cubes, positions, weight, _window(n, settings.window), padded.shape, n)
+    t, dk, window = cube_transform(n), dct_matrix(k), _window(n, settings.window)
+    offsets = _cube_offsets(padded.shape, n)
+    values = padded.reshape(-1)
+    numerator, denominator = torch.zeros(values.numel()), torch.zeros(values.numel())
+    batch = max(1, BATCH_BYTES // (k * n**3 * 4 * _BATCH_COPIES))
+    slabs = list(_reference_slabs(padded.shape, n, settings.step))
+    for done, refs in enumerate(slabs):
+        if report is not None:
+            report(done, len(slabs))
+        bases = _match(pad, refs, n, settings.search, k)  # (R, K) flat corners
+        for chunk in torch.split(bases, batch):
+            flat = chunk[:, :, None] + offsets  # (B, K, n^3) voxel indices
+            coef = dk @ values[flat] @ t.T  # cube DCT, then DCT across the group
+            if pilot is None:
+                keep = coef.abs() > settings.threshold * var.sqrt()
+                estimate = torch.where(keep, coef, torch.zeros_like(coef))
+                weight = 1.0 / (var * keep).sum(dim=(1, 2)).clamp(min=float(var.min()))
+            else:
+                pilot_coef = dk @ pilot[flat] @ t.T
+                gain = pilot_coef**2 / (pilot_coef**2 + var)
+                estimate = gain * coef
+                weight = 1.0 / (gain**2 * var).sum(dim=(1, 2)).clamp(min=float(var.min()) * 1e-3)
+            cubes = dk.T @ estimate @ t  # back to voxels
+            w = (weight[:, None, None] * window).expand_as(cubes)
+            numerator.index_add_(0, flat.reshape(-1), (cubes * w).reshape(-1))
+            denominator.index_add_(0, flat.reshape(-1), w.reshape(-1))
+    if report is not None:
+        report(len(slabs), len(slabs))
+    out = (numerator / denominator.clamp(min=1e-12)).reshape(padded.shape)
     return _unpad(out, y.shape)
 
 
@@ -142,8 +171,16 @@ def _unpad(x: torch.Tensor, shape) -> torch.Tensor:
     return x[p : p + shape[0], p : p + shape[1], p : p + shape[2]]
 
 
-def _reference_grid(shape, n: int, step: int) -> torch.Tensor:
-    """Corners of reference cubes: every `step` voxels, the last corner always included."""
+def _cube_offsets(shape, n: int) -> torch.Tensor:
+    """Flat offsets of a cube's voxels from its corner, C order."""
+    _, sy, sz = shape
+    o = torch.arange(n)
+    return ((o[:, None, None] * sy + o[None, :, None]) * sz + o[None, None, :]).reshape(-1)
+
+
+def _reference_slabs(shape, n: int, step: int):
+    """Corners of reference cubes (every `step` voxels, the last corner always included),
+    in slabs along the first axis of about SLAB_VOXELS voxels each: (R, 3) per slab."""
     axes = []
     for size in shape:
         last = size - n
@@ -151,27 +188,32 @@ def _reference_grid(shape, n: int, step: int) -> torch.Tensor:
         if ticks[-1] != last:
             ticks.append(last)
         axes.append(torch.tensor(ticks))
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
-    return grid
+    rows = max(1, SLAB_VOXELS // (shape[1] * shape[2] * step))
+    for first in range(0, len(axes[0]), rows):
+        xs = axes[0][first : first + rows]
+        grid = torch.meshgrid(xs, axes[1], axes[2], indexing="ij")
+        yield torch.stack(grid, dim=-1).reshape(-1, 3)
 
 
 def _match(x: torch.Tensor, refs: torch.Tensor, n: int, radius: int, k: int) -> torch.Tensor:
-    """For each reference corner, the flat corner indices of its k nearest cubes."""
-    sx, sy, sz = (s - n + 1 for s in x.shape)  # corner grid
+    """For reference corners in one slab, the flat corners (voxel index of the cube's first
+    voxel) of their k nearest cubes within the search window."""
+    s0, sy, sz = x.shape
+    cx_max, cy_max, cz_max = s0 - n, sy - n, sz - n
+    x0, x1 = int(refs[:, 0].min()), int(refs[:, 0].max())
     r = refs
     best_d = torch.full((len(r), k), float("inf"))
     best_i = torch.zeros((len(r), k), dtype=torch.long)
-    flat_ref = (r[:, 0] * sy + r[:, 1]) * sz + r[:, 2]
+    at = ((r[:, 0] - x0) * (cy_max + 1) + r[:, 1]) * (cz_max + 1) + r[:, 2]
     for dx in range(-radius, radius + 1):
         distances, indices = [], []
+        cx = (r[:, 0] + dx).clamp(0, cx_max)
         for dy in range(-radius, radius + 1):
+            cy = (r[:, 1] + dy).clamp(0, cy_max)
             for dz in range(-radius, radius + 1):
-                d = _cube_distance(x, (dx, dy, dz), n)  # (sx, sy, sz), inf where outside
-                distances.append(d.reshape(-1)[flat_ref])
-                cx, cy, cz = r[:, 0] + dx, r[:, 1] + dy, r[:, 2] + dz
-                indices.append(
-                    (cx.clamp(0, sx - 1) * sy + cy.clamp(0, sy - 1)) * sz + cz.clamp(0, sz - 1)
-                )
+                d = _slab_distance(x, x0, x1, (dx, dy, dz), n)  # inf where outside
+                distances.append(d.reshape(-1)[at])
+                indices.append((cx * sy + cy) * sz + (r[:, 2] + dz).clamp(0, cz_max))
         d = torch.cat([best_d, torch.stack(distances, 1)], 1)
         i = torch.cat([best_i, torch.stack(indices, 1)], 1)
         best_d, order = torch.topk(d, k, dim=1, largest=False)
@@ -179,13 +221,19 @@ def _match(x: torch.Tensor, refs: torch.Tensor, n: int, radius: int, k: int) -> 
     return best_i
 
 
-def _cube_distance(x: torch.Tensor, offset, n: int) -> torch.Tensor:
-    """Sum of squared differences between the cube at each corner and the cube `offset` away."""
-    shifted = torch.full_like(x, float("nan"))
-    src = tuple(slice(max(0, o), x.shape[a] + min(0, o)) for a, o in enumerate(offset))
-    dst = tuple(slice(max(0, -o), x.shape[a] - max(0, o)) for a, o in enumerate(offset))
-    shifted[dst] = x[src]
-    return torch.nan_to_num(_box_sum((x - shifted) ** 2, n), nan=float("inf"))
+def _slab_distance(x: torch.Tensor, x0: int, x1: int, offset, n: int) -> torch.Tensor:
+    """Sum of squared differences between the cube at each corner (first axis x0..x1, all
+    of the others) and the cube `offset` away; inf where that cube leaves the volume."""
+    dx, dy, dz = offset
+    rows = x1 - x0 + n
+    a = x[x0 : x0 + rows]
+    shifted = torch.full_like(a, float("nan"))
+    lo, hi = max(x0 + dx, 0), min(x0 + dx + rows, x.shape[0])
+    if lo < hi:
+        src = tuple(slice(max(0, o), x.shape[a] + min(0, o)) for a, o in ((1, dy), (2, dz)))
+        dst = tuple(slice(max(0, -o), x.shape[a] - max(0, o)) for a, o in ((1, dy), (2, dz)))
+        shifted[(slice(lo - x0 - dx, hi - x0 - dx), *dst)] = x[(slice(lo, hi), *src)]
+    return torch.nan_to_num(_box_sum((a - shifted) ** 2, n), nan=float("inf"))
 
 
 def _box_sum(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -198,26 +246,6 @@ def _box_sum(x: torch.Tensor, n: int) -> torch.Tensor:
             total += x.narrow(axis, j, length)
         x = total
     return x
-
-
-def _patches(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Every cube of x, flattened: (corners, n^3), corners in C order."""
-    p = x.unfold(0, n, 1).unfold(1, n, 1).unfold(2, n, 1)
-    return p.reshape(-1, n**3)
-
-
-def _aggregate(cubes, positions, weight, window, shape, n: int) -> torch.Tensor:
-    """Overlapping cubes averaged, each weighted by its group's weight and the window."""
-    sx, sy, sz = shape
-    cy, cz = sy - n + 1, sz - n + 1
-    base = (positions // (cy * cz) * sy + positions // cz % cy) * sz + positions % cz
-    o = torch.arange(n)
-    offsets = ((o[:, None, None] * sy + o[None, :, None]) * sz + o[None, None, :]).reshape(-1)
-    flat = (base[:, :, None] + offsets).reshape(-1)  # (R, K, n^3) voxel indices
-    w = (weight[:, None, None] * window).expand_as(cubes).reshape(-1)
-    numerator = torch.zeros(sx * sy * sz).index_add_(0, flat, (cubes.reshape(-1) * w))
-    denominator = torch.zeros(sx * sy * sz).index_add_(0, flat, w)
-    return (numerator / denominator.clamp(min=1e-12)).reshape(shape)
 
 
 def _window(n: int, beta: float) -> torch.Tensor:

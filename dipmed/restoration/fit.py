@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from dipmed.restoration.events import Progress
 from dipmed.restoration.losses import Loss
 from dipmed.restoration.prior import DeepPrior
 
@@ -29,14 +30,6 @@ class FitSettings:
     time_limit_s: float = 0.0  # wall-clock limit in seconds (0: none)
     log_every: int = 50  # epochs between progress reports
     run_past_stop: bool = False  # benchmarks: go on to the cap after the rule fires
-
-
-@dataclass(frozen=True)
-class Progress:
-    iteration: int
-    max_iters: int
-    loss: float
-    elapsed_s: float
 
 
 @dataclass(frozen=True)
@@ -95,7 +88,7 @@ def fit(
             if decision.stop:
                 stopped_at, reason = (iteration, time.perf_counter() - start), "rule"
         elapsed = time.perf_counter() - start
-        if progress and (iteration % settings.log_every == 0 or iteration == stopped_at):
+        if progress:  # every step: the printer decides what to show
             progress(Progress(iteration, settings.max_iters, loss, elapsed))
         if stopped_at is not None and not settings.run_past_stop:
             break

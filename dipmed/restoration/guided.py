@@ -33,21 +33,20 @@ Arrays in, arrays out (image units). Steps:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.ndimage import binary_dilation, gaussian_filter
 
 from dipmed.restoration import collaborative
-from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size
+from dipmed.restoration.events import Progress, Report, stage_parts
+from dipmed.restoration.member import correlate, fit_member
+from dipmed.restoration.networks import NetworkConfig
 from dipmed.restoration.noise_model import NoiseModel, cube_covariance
 from dipmed.restoration.vst import RicianVST
 
 _FLIPS = ((), (0,), (1,), (2,), (0, 1), (1, 2), (0, 2), (0, 1, 2))
-_OUTPUT_SCALE = 1e-3  # the generator's last layer starts near zero: the first x is g
 _EPSILON_GUIDE = 0.2  # finite-difference step (noise stds) for the guide's divergence
 _LOCAL_RISK_VOX = 2.0  # Gaussian width (voxels) over which the SURE terms are averaged
 _DETECT_VOX = 1.2  # Gaussian width (voxels) of the residual tested for structure
@@ -62,7 +61,8 @@ class GuidedSettings:
     iterations: int = 150  # SURE steps per member (MNI crops: 100 / 150 / 200 tried)
     learning_rate: float = 0.001  # Adam step size
     epsilon: float = 0.1  # finite-difference step for the divergence (noise stds)
-    ema: float = 0.99  # moving average of the iterates
+    ema: float = 0.99  # moving average of the iterates (of the weights when in patches)
+    patch: int = 64  # side of the patches fitted (voxels); a smaller volume is fitted whole
 
 
 @dataclass(frozen=True)
@@ -106,70 +106,92 @@ def guided_denoise(
     network: NetworkConfig,
     seed: int,
     device: torch.device,
-    progress: Callable[[int, int, float, float], None] | None = None,
+    progress: Report | None = None,
 ) -> GuidedResult:
     """Denoise `noisy` (image units) under the noise `model`; see the module docstring."""
     start = time.perf_counter()
     stabiliser = _Stabiliser(model, modality)
     u = stabiliser.forward(noisy)
     variances = _coefficient_variances(model)
-    guide, guide_risk, guide_eps = _guide(u, variances, settings.guide, model)
-    members, changes, losses = [], [], []
+    guide, guide_risk, guide_change = _guide(u, variances, settings.guide, model, progress)
+    members, change_sum, losses = [], 0.0, []
     total = settings.members * settings.iterations
     for m in range(settings.members if settings.iterations > 0 else 0):
-        member, change, curve = _member(
+        member, change, curve = fit_member(
             u,
             guide,
             model,
             settings,
             network,
-            seed + m,
-            _FLIPS[m % len(_FLIPS)],
-            device,
-            lambda i, loss, m=m: (
+            seed=seed + m,
+            flip=_FLIPS[m % len(_FLIPS)],
+            device=device,
+            probe=_probe(u.shape),
+            probe_step=_EPSILON_GUIDE,
+            progress=lambda i, loss, m=m: (
                 progress
-                and progress(m * settings.iterations + i, total, loss, time.perf_counter() - start)
+                and progress(
+                    Progress(m * settings.iterations + i, total, loss, time.perf_counter() - start)
+                )
             ),
+            rendering=stage_parts(progress, f"member {m + 1} of {settings.members}: tiles"),
         )
         members.append(member)
-        changes.append(change)
+        change_sum = change_sum + change
         losses.append(curve)
+        del member, change
     # the members' mean ("prior") and the Wiener stage piloted by it ("final")
     prior = np.mean(members, axis=0) if members else guide
-    prior_change = (guide_eps - guide) + (np.mean(changes, axis=0) if changes else 0.0)
-    final = collaborative.wiener(u, prior, variances)
+    prior_change = guide_change + change_sum / max(len(members), 1)
+    del guide_change, change_sum
+    final = collaborative.wiener(
+        u, prior, variances, report=stage_parts(progress, "final Wiener stage, slab")
+    )
     # The prior alone is not a candidate: its SURE at fixed weights misses what training
     # memorised of the noise (MNI 9 %: -0.32 estimated, 0.13 true), the final Wiener
-    # stage re-filters u and stays close (0.03 vs 0.10).
-    terms = {
-        "input": np.ones_like(u),
-        "guide": guide_risk,
-        "final": _final_sure_terms(u, final, variances, model, prior, prior_change),
-    }
-    risks = {k: float(v.mean()) for k, v in terms.items()}
+    # stage re-filters u and stays close (0.03 vs 0.10). The input's SURE is 1 everywhere.
+    final_terms = _final_sure_terms(
+        u,
+        final,
+        variances,
+        model,
+        prior,
+        prior_change,
+        stage_parts(progress, "final stage's risk estimate, slab"),
+    )
+    del prior_change
+    risks = {"input": 1.0, "guide": float(guide_risk.mean()), "final": float(final_terms.mean())}
     chosen = min(risks, key=risks.get)
     estimate = {"input": u, "guide": guide, "final": final}[chosen]
-    if chosen != "input":
+    terms = {"input": None, "guide": guide_risk, "final": final_terms}[chosen]
+    del guide_risk, final_terms
+    if chosen == "input":
+        terms = np.ones_like(u)
+    else:
         estimate = estimate + significant_residual(u - estimate, model)
-    terms = terms[chosen]
     restored = stabiliser.inverse(estimate) if chosen != "input" else noisy.astype(np.float32)
-    images = [stabiliser.inverse(x) for x in members]
-    spread = np.std(images, axis=0) if len(images) > 1 else np.zeros_like(restored)
-    spread = np.asarray(spread, np.float32)
+    spread = _spread([stabiliser.inverse(x) for x in members]) if len(members) > 1 else 0.0
     local = gaussian_filter(terms, _LOCAL_RISK_VOX).clip(min=0) * stabiliser.slope(estimate) ** 2
+    del terms
+    guide_image = stabiliser.inverse(guide)
     return GuidedResult(
         estimate=restored,
-        uncertainty=np.sqrt(local + spread**2).astype(np.float32),
-        guide=stabiliser.inverse(guide),
+        uncertainty=np.sqrt(local + spread).astype(np.float32),
+        guide=guide_image,
         chosen=chosen,
         risks=risks,
         losses=np.concatenate(losses) if losses else np.zeros(0),
         seconds=time.perf_counter() - start,
         candidates={
-            k: stabiliser.inverse(v)
-            for k, v in (("guide", guide), ("prior", prior), ("final", final))
+            "guide": guide_image,
+            **{k: stabiliser.inverse(v) for k, v in (("prior", prior), ("final", final))},
         },
     )
+
+
+def _spread(images: list[np.ndarray]) -> np.ndarray:
+    """The variance across the members (image units), per voxel."""
+    return np.var(images, axis=0).astype(np.float32)
 
 
 def _coefficient_variances(model: NoiseModel):
@@ -179,8 +201,8 @@ def _coefficient_variances(model: NoiseModel):
     return collaborative.coefficient_variances(cube_covariance(model.correlation, n), n)
 
 
-def _guide(u: np.ndarray, variances, name: str, model: NoiseModel):
-    """The guide g(u), its SURE terms, and g(u + eps b) for the final stage's divergence.
+def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, progress=None):
+    """The guide g(u), its SURE terms, and g(u + eps b) - g(u) for the final stage's divergence.
 
     The divergence is a finite difference through the whole guide (matching included), with
     the probe b of `_probe` and step `_EPSILON_GUIDE`: on the benchmark crops the SURE
@@ -195,12 +217,15 @@ def _guide(u: np.ndarray, variances, name: str, model: NoiseModel):
         guide = run(u)
         b = _probe(u.shape)
         eps = 0.1  # BM4D is not linear in u: a small step
-        guide_eps = run(u + eps * b)
-        return guide, _sure_terms(u, guide, b, guide_eps - guide, eps, model), guide_eps
-    guide = collaborative.denoise(u, variances)
+        change = run(u + eps * b) - guide
+        return guide, _sure_terms(u, guide, b, change, eps, model), change
+    guide = collaborative.denoise(u, variances, report=stage_parts(progress, "guide, slab"))
     b, eps = _probe(u.shape), _EPSILON_GUIDE
-    guide_eps = collaborative.denoise(u + eps * b, variances)
-    return guide, _sure_terms(u, guide, b, guide_eps - guide, eps, model), guide_eps
+    change = collaborative.denoise(
+        u + eps * b, variances, report=stage_parts(progress, "guide's risk estimate, slab")
+    )
+    change -= guide
+    return guide, _sure_terms(u, guide, b, change, eps, model), change
 
 
 def significant_residual(residual: np.ndarray, model: NoiseModel) -> np.ndarray:
@@ -242,7 +267,7 @@ def _psd(model: NoiseModel, shape) -> np.ndarray:
     return np.abs(np.fft.fftn(kernel))
 
 
-def _final_sure_terms(u, x, variances, model: NoiseModel, pilot, pilot_change) -> np.ndarray:
+def _final_sure_terms(u, x, variances, model, pilot, pilot_change, report=None) -> np.ndarray:
     """SURE terms of x = W(u; pilot), the pilot moved as u moves: p(u + eps b) ~ p + dp.
 
     Each member is g + f_theta(u): dp is the guide's change plus the members' change at
@@ -250,7 +275,7 @@ def _final_sure_terms(u, x, variances, model: NoiseModel, pilot, pilot_change) -
     (it would need refitting).
     """
     b, eps = _probe(u.shape), _EPSILON_GUIDE
-    moved = collaborative.wiener(u + eps * b, pilot + pilot_change, variances)
+    moved = collaborative.wiener(u + eps * b, pilot + pilot_change, variances, report=report)
     return _sure_terms(u, x, b, moved - x, eps, model)
 
 
@@ -264,74 +289,5 @@ def _sure_terms(u, x, b, difference, eps: float, model: NoiseModel) -> np.ndarra
     Their mean estimates the mean squared error (stabilised units; the input scores 1);
     a local average of them, the local error (the uncertainty map).
     """
-    sb = _correlate(torch.from_numpy(b), model).numpy()
+    sb = correlate(torch.from_numpy(b), model).numpy()
     return ((u - x) ** 2 - 1.0 + 2.0 * sb * difference / eps).astype(np.float32)
-
-
-def _correlate(b: torch.Tensor, model: NoiseModel) -> torch.Tensor:
-    """S b: the probe coloured by the noise correlation (S = I for white noise)."""
-    if model.white:
-        return b
-    k = torch.from_numpy(model.correlation).float()[None, None]
-    pad = k.shape[-1] // 2
-    out = F.conv3d(F.pad(b[None, None], (pad,) * 6, mode="constant"), k)
-    return out[0, 0]
-
-
-def _member(u, guide, model, settings, network, seed, flip, device, progress):
-    """One deep-prior member on the flipped volume.
-
-    Returns its moving average and, for the risk estimate, f(u + eps b) - f(u) at the
-    final weights (b the shared probe), both unflipped, and the SURE curve.
-    """
-    dims = list(flip)
-
-    def flipped(a):
-        return torch.from_numpy(np.ascontiguousarray(np.flip(a, dims) if dims else a))[None, None]
-
-    def back(t):
-        a = t[0, 0].detach().cpu().numpy()
-        return (np.flip(a, dims) if dims else a).copy()
-
-    U, G = flipped(u).to(device), flipped(guide).to(device)
-    scale = float(U.abs().max()) or 1.0
-    torch.manual_seed(seed)
-    net = build_generator(3, _single_input(network)).to(device)
-    with torch.no_grad():
-        net.final_conv.weight.mul_(_OUTPUT_SCALE)
-        net.final_conv.bias.zero_()
-    grid = [padded_size(n) for n in U.shape[2:]]
-    sizes = zip(reversed(U.shape[2:]), reversed(grid), strict=True)
-    pad = [p for n, g in sizes for p in (0, g - n)]
-
-    def correction(x):
-        out = net(F.pad(x / scale, pad, mode="replicate"))
-        return scale * out[..., : U.shape[2], : U.shape[3], : U.shape[4]]
-
-    optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    ema, losses, n = torch.zeros_like(U), [], U.numel()
-    for iteration in range(1, settings.iterations + 1):
-        b = torch.randn(U.shape, generator=generator).to(device)
-        x = G + correction(U)
-        x_eps = G + correction(U + settings.epsilon * b)
-        sb = _correlate(b[0, 0], model)[None, None]
-        divergence = torch.sum(sb * (x_eps - x)) / settings.epsilon
-        sure = torch.sum((U - x) ** 2) / n - 1.0 + 2.0 * divergence / n
-        optimizer.zero_grad(set_to_none=True)
-        sure.backward()
-        optimizer.step()
-        ema.lerp_(x.detach(), 1 - settings.ema)
-        losses.append(float(sure.detach()))
-        progress(iteration, losses[-1])
-    with torch.no_grad():
-        probe = flipped(_probe(u.shape)).to(device)
-        change = correction(U + _EPSILON_GUIDE * probe) - correction(U)
-    out = ema / (1 - settings.ema**settings.iterations)
-    return back(out), back(change), np.asarray(losses)
-
-
-def _single_input(network: NetworkConfig) -> NetworkConfig:
-    from dataclasses import replace
-
-    return replace(network, input_channels=1, norm="instance")

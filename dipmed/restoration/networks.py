@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monai.networks.nets import BasicUNet
 from torch import nn
 
 _DOWNSAMPLINGS = 4  # BasicUNet halves the grid four times: sizes are padded to multiples of 16
@@ -23,6 +22,8 @@ class NetworkConfig:
 
 def build_generator(spatial_dims: int, config: NetworkConfig) -> nn.Module:
     """A BasicUNet mapping `input_channels` to one output channel."""
+    from monai.networks.nets import BasicUNet  # MONAI takes seconds to import: when needed
+
     return BasicUNet(
         spatial_dims=spatial_dims,
         in_channels=config.input_channels,

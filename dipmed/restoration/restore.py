@@ -10,8 +10,10 @@ import torch
 
 from dipmed.config import RestoreConfig
 from dipmed.errors import InputError
+from dipmed.restoration import memory
 from dipmed.restoration.anchor import make_anchor
-from dipmed.restoration.fit import FitResult, Progress, fit
+from dipmed.restoration.events import Report, Stage
+from dipmed.restoration.fit import FitResult, fit
 from dipmed.restoration.guided import guided_denoise
 from dipmed.restoration.losses import make_loss
 from dipmed.restoration.noise import estimate_noise
@@ -81,7 +83,7 @@ def restore(
     task: Task,
     config: RestoreConfig,
     *,
-    progress: Callable[[Progress], None] | None = None,
+    progress: Report | None = None,
     monitor: Callable[[int, np.ndarray], None] | None = None,
 ) -> Restoration:
     """Restore `volume` by fitting a deep prior to it (see DESIGN: data flow).
@@ -97,7 +99,7 @@ def restore(
     mode, axis = pick_mode(out_shape, task.factors, config, device)
     normaliser = Normaliser.of(volume.array)
     measured = normaliser.forward(volume.array)
-    model = _sr_noise_model(volume, task, config)
+    model = _sr_noise_model(volume, task, config, progress)
     # thick slices with measured noise: denoised on the acquired grid first (guided),
     # then the deep prior super-resolves them down to their remaining error
     first = _guided(volume, config, device, progress, model) if model else None
@@ -114,6 +116,8 @@ def restore(
     loss_name = config.loss
     generator = torch.Generator().manual_seed(config.seed)
     # the baseline is always computed (reports compare with it); plain DIP ignores it
+    if progress:
+        progress(Stage("anchor"))
     baseline = make_anchor(
         measured,
         task.kind,
@@ -165,26 +169,37 @@ def restore(
     )
 
 
-def _noise_model(volume: Volume, config: RestoreConfig) -> NoiseModel:
+def memory_plan(volume: Volume, task: Task, config: RestoreConfig) -> memory.Plan | None:
+    """The memory plan of guided denoising (denoise, and sr's denoising first), or None for
+    the plain DIP fit; InputError when the volume does not fit the budget."""
+    if config.method != "guided" or task.kind == "inpaint":
+        return None
+    device = pick_device(config.device)
+    return memory.plan(volume.shape, config.guided.patch, config.memory_gb, device)
+
+
+def _noise_model(volume: Volume, config: RestoreConfig, progress=None) -> NoiseModel:
+    if progress:
+        progress(Stage("noise level"))
     if config.noise_sigma > 0:
         return NoiseModel(config.noise_sigma, None, "given")
     return estimate_noise_model(volume.array, volume.meta.modality)
 
 
-def _sr_noise_model(volume: Volume, task: Task, config: RestoreConfig) -> NoiseModel | None:
+def _sr_noise_model(volume: Volume, task: Task, config: RestoreConfig, progress=None):
     """The noise model when sr should denoise first: guided, and the level measured in air
     or given. A wavelet level on a volume without air can be fine structure: on noise-free
     MNI crops (0.3 % read) denoising first cost 1.0-1.7 dB (benchmarks/README.md)."""
     if task.kind != "sr" or config.method != "guided":
         return None
-    model = _noise_model(volume, config)
+    model = _noise_model(volume, config, progress)
     return model if model.source in ("air", "given") else None
 
 
 def _guided(volume: Volume, config: RestoreConfig, device, progress, model=None) -> Restoration:
     """Denoising by `guided.guided_denoise` (the default method), as a Restoration."""
     modality = volume.meta.modality
-    model = model or _noise_model(volume, config)
+    model = model or _noise_model(volume, config, progress)
     normaliser = Normaliser.of(volume.array)
     floor = _NOISE_FLOOR * normaliser.scale  # a noise-free input: almost nothing to remove
     if model.sigma < floor:
@@ -192,12 +207,14 @@ def _guided(volume: Volume, config: RestoreConfig, device, progress, model=None)
     settings = config.guided
     # --max-iters caps the SURE steps of all members together
     iterations = min(settings.iterations, max(1, config.fit.max_iters // settings.members))
-    settings = type(settings)(**{**settings.__dict__, "iterations": iterations})
-    report = None
-    if progress is not None:
-        report = lambda i, total, loss, elapsed: (  # noqa: E731
-            (i % config.fit.log_every == 0 or i == total)
-            and progress(Progress(i, total, loss, elapsed))
+    need = memory.plan(volume.shape, settings.patch, config.memory_gb, device)
+    settings = replace(settings, iterations=iterations, patch=need.patch)
+    if progress:
+        progress(
+            Stage(
+                f"memory plan: {need.patch}^3 patches, about {need.predicted_gb:.1f} GB "
+                f"of a {need.budget_gb:.1f} GB budget"
+            )
         )
     result = guided_denoise(
         volume.array.astype(np.float32),
@@ -207,7 +224,7 @@ def _guided(volume: Volume, config: RestoreConfig, device, progress, model=None)
         network=config.network,
         seed=config.seed,
         device=device,
-        progress=report,
+        progress=progress,
     )
     steps = len(result.losses)
     fitted = FitResult(

@@ -1,0 +1,243 @@
+"""Whole volumes on this machine: `python benchmarks/whole.py CASE [--threads 2]`.
+
+CASE: mni-denoise (the whole MNI T1, Rician 5 %), mni-sr (the MNI T1 resampled to 1.5 mm
+slices is the reference; 6 mm slices, box-averaged by 4, are the input of `--factor 1,1,4`),
+ct (the whole head CT, Gaussian 20 HU) or ct-big (a 512x512x300 CT made from it by
+trilinear zoom, Gaussian 20 HU).
+
+dipmed runs in a child process with its default settings, as `dipmed denoise` / `sr` would
+(the same `restore` call and progress printer; the candidates are scored too): seconds to
+the first progress line (imports included), every stage's start, total seconds, peak RSS
+(the child's rusage), PSNR of the result (whole volume and brain or head mask) and of the
+guide at the time it was ready: a PSNR-against-seconds curve. BM4D (VST + its own sigma
+estimate, as on the crops, and with the true sigma) or cubic/linear interpolation run on
+the same input, with the same threads. Results go to results-whole.json (one entry per
+case, replaced when re-run) and RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+DATA = HERE.parent.parent / "shared" / "data"
+CASES = ("mni-denoise", "mni-sr", "ct", "ct-big")
+
+
+def make_case(name: str, rng: np.random.Generator):
+    """(clean, degraded, modality, factors, sigma_true, mask, data_range)."""
+    from dipmed.restoration.noise import add_noise
+    from dipmed.restoration.operators import Downsample, apply
+
+    if name.startswith("mni"):
+        clean = nib.load(DATA / "mri_t1_mni152_2009a_1mm.nii.gz").get_fdata(dtype=np.float32)
+        clean = (clean / clean.max()).astype(np.float32)
+        if name == "mni-sr":  # 1.5 mm reference, 6 mm slices: a box of 4
+            from scipy.ndimage import zoom
+
+            clean = zoom(clean, (1, 1, 1 / 1.5), order=1).astype(np.float32)
+            clean = clean[..., : clean.shape[2] // 4 * 4]
+            thick = apply(Downsample((1, 1, 4)), clean).astype(np.float32)
+            return clean, thick, "MR", (1, 1, 4), 0.0, clean > 0.05, 1.0
+        mask = clean > 0.05
+        noisy = add_noise(clean, 0.05, "rician", rng).astype(np.float32)
+        return clean, noisy, "MR", (1, 1, 1), 0.05, mask, 1.0
+    ct = nib.load(DATA / "ct_head_0051.nii.gz").get_fdata(dtype=np.float32)
+    if name == "ct-big":
+        from scipy.ndimage import zoom
+
+        ct = zoom(ct, [512 / ct.shape[0], 512 / ct.shape[1], 300 / ct.shape[2]], order=1)
+    clean = ct.astype(np.float32)
+    noisy = (clean + rng.normal(0, 20.0, clean.shape)).astype(np.float32)
+    mask = clean > -500  # the head
+    return clean, noisy, "CT", (1, 1, 1), 20.0, mask, float(np.ptp(clean))
+
+
+def child(args) -> None:
+    """In the child: restore with default settings, score, print JSON on the last line."""
+    import torch
+
+    from dipmed.config import load_config
+    from dipmed.metrics import psnr
+    from dipmed.progress import ProgressPrinter
+    from dipmed.restoration.events import Stage
+    from dipmed.restoration.restore import Task, memory_plan, restore
+    from dipmed.volume import Meta, Volume
+
+    started = float(args.started)
+    printer = ProgressPrinter(label="dipmed", every=50)
+    printer(Stage("reading the input"))
+    torch.set_num_threads(args.threads)
+    degraded = nib.load(args.degraded).get_fdata(dtype=np.float32)
+    factors = tuple(int(f) for f in args.factors.split(","))
+    task = Task("sr" if max(factors) > 1 else "denoise", factors=factors)
+    config = load_config(None)
+    stages = []
+
+    def progress(event):
+        if isinstance(event, Stage) and (not stages or stages[-1][0] != event.name):
+            stages.append((event.name, time.time() - started))
+        printer(event)
+
+    volume = Volume(degraded, np.eye(4), Meta(modality=args.modality))
+    plan = memory_plan(volume, task, config)
+    result = restore(volume, task, config, progress=progress)
+    seconds = time.time() - started
+    printer.close()
+    clean = nib.load(args.clean).get_fdata(dtype=np.float32)
+    mask = clean > args.mask_above
+    out = {
+        "seconds": seconds,
+        "stages": stages,
+        "psnr": psnr(result.volume.array, clean, args.range),
+        "psnr_mask": psnr(result.volume.array, clean, args.range, mask),
+        "chosen": (result.details or {}).get("chosen"),
+        "plan": None if plan is None else {"patch": plan.patch, "predicted_gb": plan.predicted_gb},
+        "sigma_estimated": result.sigma,
+    }
+    candidates = (result.details or {}).get("candidates") or {}
+    out["candidates"] = {k: psnr(v, clean, args.range) for k, v in candidates.items()}
+    guide_done = next((t for name, t in stages if name.startswith("guide's risk")), None)
+    out["curve"] = [(0.0, psnr(degraded, clean, args.range))] if task.kind == "denoise" else []
+    if guide_done is not None and "guide" in candidates:
+        out["curve"].append((guide_done, out["candidates"]["guide"]))
+    out["curve"].append((seconds, out["psnr"]))
+    print(json.dumps(out))
+
+
+def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, data_range, threads):
+    nib.save(nib.Nifti1Image(clean, np.eye(4)), folder / "clean.nii")
+    nib.save(nib.Nifti1Image(degraded, np.eye(4)), folder / "degraded.nii")
+    started = time.time()
+    command = [
+        sys.executable, __file__, "child", "--clean", str(folder / "clean.nii"),
+        "--degraded", str(folder / "degraded.nii"), "--modality", modality,
+        "--factors", ",".join(map(str, factors)), "--range", str(data_range),
+        "--mask-above", str(mask_above), "--threads", str(threads), "--started", str(started),
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+
+    def read():
+        for line in proc.stderr:
+            lines.append((time.time() - started, line.rstrip()))
+            sys.stderr.write(f"[{lines[-1][0]:7.1f}s] {line}")
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    stdout = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"dipmed child failed ({proc.returncode})")
+    out = json.loads(stdout.strip().splitlines()[-1])
+    out["first_line_s"] = lines[0][0] if lines else None
+    out["longest_silence_s"] = max(
+        (b[0] - a[0] for a, b in zip(lines, lines[1:], strict=False)), default=None
+    )
+    out["peak_rss_gb"] = usage.ru_maxrss / 2**20  # KiB on Linux
+    if out.get("plan"):  # the memory plan's prediction against the measured peak
+        out["plan"]["error"] = out["plan"]["predicted_gb"] / out["peak_rss_gb"] - 1
+    return out
+
+
+def run_peers(case, clean, degraded, modality, factors, sigma, mask, data_range, threads):
+    from dipmed.metrics import psnr
+
+    rows = []
+
+    def timed(name, given, fn):
+        start = time.time()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        estimate = fn()
+        rows.append({
+            "method": name, "sigma": given, "seconds": time.time() - start,
+            "psnr": psnr(estimate, clean, data_range),
+            "psnr_mask": psnr(estimate, clean, data_range, mask),
+            "peak_rss_gb_process": max(before, resource.getrusage(
+                resource.RUSAGE_SELF).ru_maxrss) / 2**20,
+        })  # fmt: skip
+        print(f"   {name:28s} {given:14s} {rows[-1]['psnr']:6.2f} dB "
+              f"{rows[-1]['seconds']:7.1f} s", flush=True)  # fmt: skip
+
+    if max(factors) > 1:  # as on the crops: voxels tile the same extent
+        from scipy.ndimage import zoom
+
+        for order, name in ((1, "linear"), (3, "cubic")):
+            timed(name, "-", lambda o=order: zoom(
+                degraded, factors, order=o, grid_mode=True, mode="nearest"))  # fmt: skip
+        return rows
+    import bm4d
+
+    from dipmed.restoration.noise import estimate_noise
+    from dipmed.restoration.vst import RicianVST
+
+    own = float(estimate_noise(degraded, modality))
+    for given, s in (("true", sigma), ("own estimate", own)):
+        if modality == "MR":
+            vst = RicianVST(s)
+            timed("BM4D + VST", given, lambda v=vst: v.inverse(bm4d.bm4d(v.forward(degraded), 1.0)))
+        else:
+            timed("BM4D", given, lambda s=s: bm4d.bm4d(degraded, s).astype(np.float32))
+    return rows
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        parser = argparse.ArgumentParser()
+        for name in ("--clean", "--degraded", "--modality", "--factors", "--started"):
+            parser.add_argument(name, required=True)
+        parser.add_argument("--range", type=float, required=True)
+        parser.add_argument("--mask-above", type=float, required=True)
+        parser.add_argument("--threads", type=int, default=2)
+        child(parser.parse_args(sys.argv[2:]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("case", choices=CASES)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-peers", dest="peers", action="store_false")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    clean, degraded, modality, factors, sigma, mask, data_range = make_case(
+        args.case, np.random.default_rng(2026)
+    )
+    mask_above = 0.05 if modality == "MR" else -500.0
+    print(f"[{args.case}] {degraded.shape} -> {clean.shape}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        dipmed = run_dipmed(
+            Path(tmp), clean, degraded, modality, factors, mask_above, data_range, args.threads
+        )
+    print(json.dumps({k: v for k, v in dipmed.items() if k != "stages"}), flush=True)
+    peers = (
+        run_peers(args.case, clean, degraded, modality, factors, sigma, mask, data_range,
+                  args.threads) if args.peers else []
+    )  # fmt: skip
+    path = HERE / "results-whole.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results[args.case] = {
+        "shape_in": list(degraded.shape), "shape_out": list(clean.shape),
+        "modality": modality, "factors": list(factors), "sigma_true": sigma,
+        "threads": args.threads, "dipmed": dipmed, "peers": peers,
+        "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
+    }  # fmt: skip
+    path.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

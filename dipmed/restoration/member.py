@@ -1,0 +1,162 @@
+"""One deep-prior member of guided denoising: x = g + f_theta(u), fitted by Monte-Carlo SURE.
+
+f is a MONAI BasicUNet that sees u (so SURE's divergence is not zero), on the volume
+flipped as the member asks. A volume that fits in one patch is fitted whole and its
+output is the 0.99 moving average of the iterates. A larger volume is fitted on one
+random patch per step (memory and step cost set by the patch), the weights are averaged
+(0.99) instead, and the output is rendered in overlapping tiles (`tiles`).
+
+SURE per step, b ~ N(0, I), S the noise correlation (I for white noise):
+    |u - x|^2 / N - 1 + 2 b'S (x(u + eps b) - x(u)) / (eps N)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size
+from dipmed.restoration.noise_model import NoiseModel
+from dipmed.restoration.tiles import (
+    covers,
+    patch_shape,
+    random_patch,
+    render,
+    render_side,
+    tile_count,
+)
+
+_OUTPUT_SCALE = 1e-3  # the generator's last layer starts near zero: the first x is g
+
+
+def fit_member(
+    u: np.ndarray,
+    guide: np.ndarray,
+    model: NoiseModel,
+    settings,
+    network: NetworkConfig,
+    *,
+    seed: int,
+    flip: tuple[int, ...],
+    device: torch.device,
+    probe: np.ndarray,
+    probe_step: float,
+    progress: Callable[[int, float], None],
+    rendering: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The member's output, f(u + probe_step probe) - f(u) at its final weights (for the
+    risk estimate of what it pilots), both unflipped, and its SURE curve.
+
+    `progress(step, sure)` after each step; `rendering(done, total)` counts the tiles."""
+    dims = list(flip)
+
+    def flipped(a):
+        return torch.from_numpy(np.ascontiguousarray(np.flip(a, dims) if dims else a))[None, None]
+
+    def back(t):
+        a = t[0, 0].detach().cpu().numpy()
+        return (np.flip(a, dims) if dims else a).copy()
+
+    U, G = flipped(u), flipped(guide)
+    scale = float(U.abs().max()) or 1.0
+    torch.manual_seed(seed)
+    net = build_generator(3, replace(network, input_channels=1, norm="instance")).to(device)
+    with torch.no_grad():
+        net.final_conv.weight.mul_(_OUTPUT_SCALE)
+        net.final_conv.bias.zero_()
+
+    def correction(x):
+        shape = x.shape[2:]
+        sizes = zip(reversed(shape), (padded_size(n) for n in reversed(shape)), strict=True)
+        out = net(F.pad(x / scale, [p for n, g in sizes for p in (0, g - n)], mode="replicate"))
+        return scale * out[..., : shape[0], : shape[1], : shape[2]]
+
+    whole = covers(u.shape, settings.patch)
+    fit = _fit_whole if whole else _fit_patches
+    out, losses = fit(U, G, net, correction, model, settings, seed, device, progress)
+    size = patch_shape(u.shape, settings.patch if whole else render_side(settings.patch))
+    tiles = tile_count(u.shape, size)
+    counts = [
+        None if rendering is None else (lambda d, t, k=k: rendering(k * tiles + d, 2 * t))
+        for k in range(2)
+    ]
+    with torch.no_grad():
+        shifted = U + probe_step * flipped(probe)
+        change = render(correction, shifted, size, device=device, report=counts[0])
+        plain = render(correction, U, size, device=device, report=counts[1])
+        change -= plain
+        if not whole:
+            out = G + plain
+    return back(out), back(change), np.asarray(losses)
+
+
+def _sure(U, x, x_eps, b, model, epsilon):
+    sb = correlate(b[0, 0], model)[None, None]
+    divergence = torch.sum(sb * (x_eps - x)) / epsilon
+    return torch.sum((U - x) ** 2) / U.numel() - 1.0 + 2.0 * divergence / U.numel()
+
+
+def _fit_whole(U, G, net, correction, model, settings, seed, device, progress):
+    """Whole-volume steps; the output: the moving average of the iterates."""
+    U, G = U.to(device), G.to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    ema, losses = torch.zeros_like(U), []
+    for iteration in range(1, settings.iterations + 1):
+        b = torch.randn(U.shape, generator=generator).to(device)
+        x = G + correction(U)
+        sure = _sure(U, x, G + correction(U + settings.epsilon * b), b, model, settings.epsilon)
+        optimizer.zero_grad(set_to_none=True)
+        sure.backward()
+        optimizer.step()
+        ema.lerp_(x.detach(), 1 - settings.ema)
+        losses.append(float(sure.detach()))
+        progress(iteration, losses[-1])
+    return (ema / (1 - settings.ema**settings.iterations)).cpu(), losses
+
+
+def _fit_patches(U, G, net, correction, model, settings, seed, device, progress):
+    """One random patch per step; the weights' moving average is loaded at the end."""
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    size = patch_shape(U.shape[2:], settings.patch)
+    averaged = [p.detach().clone() for p in net.parameters()]
+    losses = []
+    for iteration in range(1, settings.iterations + 1):
+        where = (..., *random_patch(U.shape[2:], size, generator))
+        u, g = U[where].to(device), G[where].to(device)
+        b = torch.randn(u.shape, generator=generator).to(device)
+        sure = _sure(
+            u,
+            g + correction(u),
+            g + correction(u + settings.epsilon * b),
+            b,
+            model,
+            settings.epsilon,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        sure.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for mean, p in zip(averaged, net.parameters(), strict=True):
+                mean.lerp_(p, 1 - settings.ema)
+        losses.append(float(sure.detach()))
+        progress(iteration, losses[-1])
+    with torch.no_grad():
+        for mean, p in zip(averaged, net.parameters(), strict=True):
+            p.copy_(mean)
+    return None, losses
+
+
+def correlate(b: torch.Tensor, model: NoiseModel) -> torch.Tensor:
+    """S b: the probe coloured by the noise correlation (S = I for white noise)."""
+    if model.white:
+        return b
+    k = torch.from_numpy(model.correlation).float().to(b.device)[None, None]
+    pad = k.shape[-1] // 2
+    out = F.conv3d(F.pad(b[None, None], (pad,) * 6, mode="constant"), k)
+    return out[0, 0]

@@ -1,0 +1,94 @@
+"""The memory plan: what guided denoising of a volume needs, and the patch that fits.
+
+Peak host memory is modelled as
+    STEP_PEAK(patch) + min(COLLABORATIVE, COLLABORATIVE_PER_VOXEL x voxels)
+    + ARRAYS x 4 x voxels,
+with STEP_PEAK the peak of a process that imported dipmed and ran member steps on patches
+of that side (the default network; a volume smaller than a patch counts its own voxels),
+the second term the collaborative filter's batches and slab temporaries (they grow with
+the volume until the batch cap), and ARRAYS the whole-volume float32 arrays alive at once
+(input, stabilised data, guide and its change, members, pilot, final stage and its risk
+terms, the filter's padded copies and sums). Measured with `benchmarks/memory.py` on the
+2-core CPU machine, peak RSS of fresh processes (benchmarks/README.md, "Memory plan"):
+steps on 32 / 48 / 64 / 80 / 96^3 patches peaked at 0.69 / 0.94 / 1.38 / 1.99 / 2.23 GB;
+guided denoising of 64^3 / 96^3 / 128^3 / 160^3 volumes (32^3 patches) at 1.22 / 1.53 /
+1.77 / 1.95 GB, 98 bytes (25 arrays) per voxel between the last two. On a GPU the step's
+share lives in GPU memory; the host keeps the import's 0.23 GB.
+
+`plan` picks the largest patch side, up to the one asked for, whose prediction fits the
+budget (default: 80 % of the memory available now, or `--memory-gb`); a volume that does
+not fit even with the smallest patch is refused with one line, before any work.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dipmed.errors import InputError
+
+GB = 2**30
+IMPORT = 0.23 * GB  # python with torch and dipmed imported
+STEP_PEAK = {32: 0.69 * GB, 48: 0.94 * GB, 64: 1.38 * GB, 80: 1.99 * GB, 96: 2.23 * GB}
+COLLABORATIVE = 0.88 * GB  # the filter's working set once its batches are full
+COLLABORATIVE_PER_VOXEL = 2000.0  # ... and below that (64^3: 0.50 GB, 96^3: 0.75 GB)
+ARRAYS = 25.0
+SIDES = tuple(sorted(STEP_PEAK, reverse=True))  # patch sides tried, largest first
+# (instance norm at the bottleneck, a sixteenth of the side, needs 2 voxels: 32 at least)
+AVAILABLE_SHARE = 0.8  # of the memory available now, when no budget is given
+
+
+@dataclass(frozen=True)
+class Plan:
+    patch: int  # patch side (voxels)
+    predicted_gb: float  # predicted peak host memory (GPU memory of the step aside)
+    budget_gb: float
+
+
+def predict(voxels: int, patch: int, *, step_on_host: bool = True) -> float:
+    """Predicted peak host bytes for guided denoising of `voxels` with `patch`^3 patches."""
+    fitted = min(patch**3, voxels)  # a volume smaller than a patch is fitted whole
+    sides = sorted(STEP_PEAK)
+    step = float(np.interp(fitted, [s**3 for s in sides], [STEP_PEAK[s] for s in sides]))
+    step = step if step_on_host else IMPORT
+    working = min(COLLABORATIVE, COLLABORATIVE_PER_VOXEL * voxels)
+    return step + working + ARRAYS * 4.0 * voxels
+
+
+def plan(shape, preferred: int, budget_gb: float, device: torch.device) -> Plan:
+    """The largest patch side <= `preferred` whose predicted peak fits the budget."""
+    voxels = int(shape[0]) * int(shape[1]) * int(shape[2])
+    on_gpu = device.type == "cuda"
+    budget = budget_gb * GB if budget_gb > 0 else AVAILABLE_SHARE * available_bytes()
+    sides = [s for s in SIDES if s <= preferred] or [min(SIDES)]
+    for side in sides:
+        need = predict(voxels, side, step_on_host=not on_gpu)
+        gpu_step = STEP_PEAK[side] - IMPORT  # CPU-measured: an estimate of the GPU's share
+        if need <= budget and (not on_gpu or gpu_step <= _gpu_free(device)):
+            return Plan(side, need / GB, budget / GB)
+    smallest = predict(voxels, sides[-1], step_on_host=not on_gpu) / GB
+    raise InputError(
+        f"a volume of {shape[0]}x{shape[1]}x{shape[2]} voxels needs about {smallest:.1f} GB "
+        f"even with {sides[-1]}^3 patches, more than the {budget / GB:.1f} GB budget; "
+        "raise --memory-gb (or free memory), or crop the volume"
+    )
+
+
+def available_bytes() -> float:
+    """Memory available to a new allocation now (Linux MemAvailable; else the total)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def _gpu_free(device: torch.device) -> float:
+    free, _ = torch.cuda.mem_get_info(device)
+    return AVAILABLE_SHARE * free
