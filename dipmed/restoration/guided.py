@@ -116,6 +116,7 @@ def guided_denoise(
     guide, guide_risk, guide_change = _guide(u, variances, settings.guide, model, progress)
     members, change_sum, losses = [], 0.0, []
     total = settings.members * settings.iterations
+    fit_at = time.perf_counter()  # the steps' ETA counts from here, not from the guide
     for m in range(settings.members if settings.iterations > 0 else 0):
         member, change, curve = fit_member(
             u,
@@ -131,7 +132,7 @@ def guided_denoise(
             progress=lambda i, loss, m=m: (
                 progress
                 and progress(
-                    Progress(m * settings.iterations + i, total, loss, time.perf_counter() - start)
+                    Progress(m * settings.iterations + i, total, loss, time.perf_counter() - fit_at)
                 )
             ),
             rendering=stage_parts(progress, f"member {m + 1} of {settings.members}: tiles"),
