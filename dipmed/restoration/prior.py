@@ -28,11 +28,13 @@ class DeepPrior(nn.Module):
         config: NetworkConfig,
         generator: torch.Generator,
         anchor: torch.Tensor | None = None,
+        output_scale: float = 1.0,
     ):
         super().__init__()
         if mode not in ("2d", "3d"):
             raise ValueError(f"mode must be '2d' or '3d', got {mode!r}")
         self.shape, self.mode, self.axis = tuple(shape), mode, axis
+        self.output_scale = float(output_scale)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
             self.net = build_generator(3 if mode == "3d" else 2, config)
@@ -64,6 +66,8 @@ class DeepPrior(nn.Module):
             noise = torch.randn(z.shape, generator=generator, device="cpu").to(z.device)
             z = z + perturb * noise
         out = self.net(z)
+        if self.output_scale != 1.0:
+            out = out * self.output_scale
         crop = tuple(slice(0, n) for n in self._plane_shape())
         out = out[(slice(None), slice(None), *crop)]
         if self.mode == "2d":

@@ -131,7 +131,13 @@ def restore(
     )
     anchor = None if config.anchor == "none" else torch.from_numpy(baseline)
     prior = DeepPrior(
-        out_shape, mode=mode, axis=axis, config=config.network, generator=generator, anchor=anchor
+        out_shape,
+        mode=mode,
+        axis=axis,
+        config=config.network,
+        generator=generator,
+        anchor=anchor,
+        output_scale=_correction_scale(baseline, measured, operator) if details else 1.0,
     ).to(device)
     target = torch.from_numpy(measured)[None, None]
     if task.kind == "inpaint":
@@ -264,6 +270,17 @@ def _guided(volume: Volume, config: RestoreConfig, device, progress, model=None)
         result.uncertainty,
         details,
     )
+
+
+def _correction_scale(anchor: np.ndarray, measured: np.ndarray, operator) -> float:
+    """The size of what the prior must still correct: the anchor's rms misfit.
+
+    Denoised slices leave a misfit of a few HU at a data range of thousands; an unscaled
+    generator moves its output by far more than that in one Adam step (the CT sample's
+    loss rose 100x at the first step and had not come back after 150), so its output is
+    scaled to the misfit it must remove.
+    """
+    return float(np.sqrt(np.mean((apply(operator, anchor) - measured) ** 2)))
 
 
 def _in_image_units(monitor, normaliser: Normaliser):
