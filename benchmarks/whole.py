@@ -33,7 +33,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-DATA = HERE.parent.parent / "shared" / "data"
+DATA = Path(os.environ.get("DIPMED_DATA", HERE.parent.parent / "shared" / "data"))
 CASES = ("mni-denoise", "mni-sr", "ct", "ct-big")
 
 
@@ -84,7 +84,7 @@ def child(args) -> None:
     degraded = nib.load(args.degraded).get_fdata(dtype=np.float32)
     factors = tuple(int(f) for f in args.factors.split(","))
     task = Task("sr" if max(factors) > 1 else "denoise", factors=factors)
-    config = load_config(None)
+    config = load_config(None, device=args.device, **{"guided.precision": args.precision})
     stages = []
 
     def progress(event):
@@ -107,6 +107,11 @@ def child(args) -> None:
         "chosen": (result.details or {}).get("chosen"),
         "plan": None if plan is None else {"patch": plan.patch, "predicted_gb": plan.predicted_gb},
         "sigma_estimated": result.sigma,
+        "device": result.device,
+        "precision": args.precision,
+        "peak_gpu_gb": torch.cuda.max_memory_allocated() / 2**30
+        if torch.cuda.is_available()
+        else None,
     }
     candidates = (result.details or {}).get("candidates") or {}
     out["candidates"] = {k: psnr(v, clean, args.range) for k, v in candidates.items()}
@@ -118,7 +123,7 @@ def child(args) -> None:
     print(json.dumps(out))
 
 
-def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, data_range, threads):
+def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, data_range, args):
     nib.save(nib.Nifti1Image(clean, np.eye(4)), folder / "clean.nii")
     nib.save(nib.Nifti1Image(degraded, np.eye(4)), folder / "degraded.nii")
     started = time.time()
@@ -126,7 +131,8 @@ def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, dat
         sys.executable, __file__, "child", "--clean", str(folder / "clean.nii"),
         "--degraded", str(folder / "degraded.nii"), "--modality", modality,
         "--factors", ",".join(map(str, factors)), "--range", str(data_range),
-        "--mask-above", str(mask_above), "--threads", str(threads), "--started", str(started),
+        "--mask-above", str(mask_above), "--threads", str(args.threads), "--started", str(started),
+        "--device", args.device, "--precision", args.precision,
     ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
@@ -204,12 +210,16 @@ def main() -> None:
         parser.add_argument("--range", type=float, required=True)
         parser.add_argument("--mask-above", type=float, required=True)
         parser.add_argument("--threads", type=int, default=2)
+        parser.add_argument("--device", default="auto")
+        parser.add_argument("--precision", default="fp32")
         child(parser.parse_args(sys.argv[2:]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case", choices=CASES)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-peers", dest="peers", action="store_false")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (dipmed's)")
+    parser.add_argument("--precision", default="fp32", help="the members' fp32 | bf16")
     args = parser.parse_args()
     import torch
 
@@ -221,7 +231,7 @@ def main() -> None:
     print(f"[{args.case}] {degraded.shape} -> {clean.shape}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         dipmed = run_dipmed(
-            Path(tmp), clean, degraded, modality, factors, mask_above, data_range, args.threads
+            Path(tmp), clean, degraded, modality, factors, mask_above, data_range, args
         )
     print(json.dumps({k: v for k, v in dipmed.items() if k != "stages"}), flush=True)
     peers = (
@@ -230,11 +240,14 @@ def main() -> None:
     )  # fmt: skip
     path = HERE / "results-whole.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    results[args.case] = {
+    gpu = torch.cuda.get_device_name() if dipmed.get("device", "").startswith("cuda") else None
+    key = args.case if gpu is None else f"{args.case}@gpu-{args.precision}"
+    results[key] = {
         "shape_in": list(degraded.shape), "shape_out": list(clean.shape),
         "modality": modality, "factors": list(factors), "sigma_true": sigma,
         "threads": args.threads, "dipmed": dipmed, "peers": peers,
-        "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
+        "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}"
+        + (f", {gpu}" if gpu else ""),
     }  # fmt: skip
     path.write_text(json.dumps(results, indent=1))
 

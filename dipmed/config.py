@@ -42,6 +42,7 @@ class RestoreConfig:
     def __post_init__(self) -> None:
         _choice("method", self.method, ("guided", "dip"))
         _choice("guided.guide", self.guided.guide, ("collaborative", "bm4d"))
+        _choice("guided.precision", self.guided.precision, ("fp32", "bf16"))
         _choice("mode", self.mode, ("2d", "3d", "auto"))
         _choice("device", self.device, ("auto", "cpu", "cuda"))
         _choice("loss", self.loss, ("mse", "l1", "rician"))

@@ -73,6 +73,7 @@ def denoise(
     settings: CollaborativeSettings = CollaborativeSettings(),
     pilot: np.ndarray | None = None,
     report: Callable[[int, int], None] | None = None,
+    device: torch.device | str | None = None,
 ) -> np.ndarray:
     """Two-stage collaborative filtering of `noisy` (3D) with noise of the given spectrum.
 
@@ -90,30 +91,40 @@ def denoise(
     if report is not None:  # slabs of both stages counted together
         halves = [lambda d, t: report(d, 2 * t), lambda d, t: report(t + d, 2 * t)]
     if pilot is None:
-        pilot = hard_threshold(noisy, variances, settings=settings, report=halves[0])
-    return wiener(noisy, pilot, variances, settings=settings, report=halves[1])
+        pilot = hard_threshold(noisy, variances, settings=settings, report=halves[0], device=device)
+    return wiener(noisy, pilot, variances, settings=settings, report=halves[1], device=device)
 
 
 def hard_threshold(
-    noisy: np.ndarray, variances, *, settings=CollaborativeSettings(), report=None
+    noisy: np.ndarray, variances, *, settings=CollaborativeSettings(), report=None, device=None
 ) -> np.ndarray:
     """Stage 1: groups matched on the noisy volume, coefficients hard-thresholded."""
-    y = _tensor(noisy)
+    y = _tensor(noisy, device)
     var = _variances(variances, settings.cube)
-    return _stage(y, y, var, settings, wiener=None, report=report).numpy()
+    return _stage(y, y, var, settings, wiener=None, report=report).cpu().numpy()
 
 
-def wiener(noisy: np.ndarray, pilot, variances, *, settings=CollaborativeSettings(), report=None):
+def wiener(
+    noisy: np.ndarray,
+    pilot,
+    variances,
+    *,
+    settings=CollaborativeSettings(),
+    report=None,
+    device=None,
+):
     """Stage 2: groups matched on `pilot`, empirical Wiener weights from it (linear in noisy).
 
-    `report(done, total)` after each slab of reference cubes (progress)."""
-    p = _tensor(pilot)
+    `report(done, total)` after each slab of reference cubes (progress). `device`: where
+    the filter runs (the volumes come back to the host)."""
+    p = _tensor(pilot, device)
     var = _variances(variances, settings.cube)
-    return _stage(_tensor(noisy), p, var, settings, wiener=p, report=report).numpy()
+    y = _tensor(noisy, device)
+    return _stage(y, p, var, settings, wiener=p, report=report).cpu().numpy()
 
 
-def _tensor(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+def _tensor(x: np.ndarray, device=None) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device or "cpu")
 
 
 def _variances(variances, n: int) -> torch.Tensor:
@@ -124,20 +135,23 @@ def _variances(variances, n: int) -> torch.Tensor:
 
 def _stage(y, match_on, var, settings: CollaborativeSettings, *, wiener, report) -> torch.Tensor:
     """One stage over the whole volume, in slabs of reference cubes (memory bounded)."""
-    n = settings.cube
+    n, device = settings.cube, y.device
+    var = var.to(device)
     padded, pad = _pad(y, n), _pad(match_on, n)
     pilot = _pad(wiener, n).reshape(-1) if wiener is not None else None
     k = settings.group if wiener is None else settings.group_wiener
-    t, dk, window = cube_transform(n), dct_matrix(k), _window(n, settings.window)
-    offsets = _cube_offsets(padded.shape, n)
+    t, dk = cube_transform(n).to(device), dct_matrix(k).to(device)
+    window = _window(n, settings.window).to(device)
+    offsets = _cube_offsets(padded.shape, n).to(device)
     values = padded.reshape(-1)
-    numerator, denominator = torch.zeros(values.numel()), torch.zeros(values.numel())
+    numerator = torch.zeros(values.numel(), device=device)
+    denominator = torch.zeros(values.numel(), device=device)
     batch = max(1, BATCH_BYTES // (k * n**3 * 4 * _BATCH_COPIES))
     slabs = list(_reference_slabs(padded.shape, n, settings.step))
     for done, refs in enumerate(slabs):
         if report is not None:
             report(done, len(slabs))
-        bases = _match(pad, refs, n, settings.search, k)  # (R, K) flat corners
+        bases = _match(pad, refs.to(device), n, settings.search, k)  # (R, K) flat corners
         for chunk in torch.split(bases, batch):
             flat = chunk[:, :, None] + offsets  # (B, K, n^3) voxel indices
             coef = dk @ values[flat] @ t.T  # cube DCT, then DCT across the group
@@ -202,8 +216,8 @@ def _match(x: torch.Tensor, refs: torch.Tensor, n: int, radius: int, k: int) -> 
     cx_max, cy_max, cz_max = s0 - n, sy - n, sz - n
     x0, x1 = int(refs[:, 0].min()), int(refs[:, 0].max())
     r = refs
-    best_d = torch.full((len(r), k), float("inf"))
-    best_i = torch.zeros((len(r), k), dtype=torch.long)
+    best_d = torch.full((len(r), k), float("inf"), device=x.device)
+    best_i = torch.zeros((len(r), k), dtype=torch.long, device=x.device)
     at = ((r[:, 0] - x0) * (cy_max + 1) + r[:, 1]) * (cz_max + 1) + r[:, 2]
     for dx in range(-radius, radius + 1):
         distances, indices = [], []

@@ -63,6 +63,7 @@ class GuidedSettings:
     epsilon: float = 0.1  # finite-difference step for the divergence (noise stds)
     ema: float = 0.99  # moving average of the iterates (of the weights when in patches)
     patch: int = 64  # side of the patches fitted (voxels); a smaller volume is fitted whole
+    precision: str = "fp32"  # fp32 | bf16: the members' network under bf16 autocast
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,9 @@ def guided_denoise(
     stabiliser = _Stabiliser(model, modality)
     u = stabiliser.forward(noisy)
     variances = _coefficient_variances(model)
-    guide, guide_risk, guide_change = _guide(u, variances, settings.guide, model, progress)
+    guide, guide_risk, guide_change = _guide(
+        u, variances, settings.guide, model, progress, device=device
+    )
     members, change_sum, losses = [], 0.0, []
     total = settings.members * settings.iterations
     fit_at = time.perf_counter()  # the steps' ETA counts from here, not from the guide
@@ -146,7 +149,11 @@ def guided_denoise(
     prior_change = guide_change + change_sum / max(len(members), 1)
     del guide_change, change_sum
     final = collaborative.wiener(
-        u, prior, variances, report=stage_parts(progress, "final Wiener stage, slab")
+        u,
+        prior,
+        variances,
+        report=stage_parts(progress, "final Wiener stage, slab"),
+        device=device,
     )
     # The prior alone is not a candidate: its SURE at fixed weights misses what training
     # memorised of the noise (MNI 9 %: -0.32 estimated, 0.13 true), the final Wiener
@@ -159,6 +166,7 @@ def guided_denoise(
         prior,
         prior_change,
         stage_parts(progress, "final stage's risk estimate, slab"),
+        device,
     )
     del prior_change
     risks = {"input": 1.0, "guide": float(guide_risk.mean()), "final": float(final_terms.mean())}
@@ -202,7 +210,7 @@ def _coefficient_variances(model: NoiseModel):
     return collaborative.coefficient_variances(cube_covariance(model.correlation, n), n)
 
 
-def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, progress=None):
+def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, progress=None, device=None):
     """The guide g(u), its SURE terms, and g(u + eps b) - g(u) for the final stage's divergence.
 
     The divergence is a finite difference through the whole guide (matching included), with
@@ -220,10 +228,15 @@ def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, progress=None
         eps = 0.1  # BM4D is not linear in u: a small step
         change = run(u + eps * b) - guide
         return guide, _sure_terms(u, guide, b, change, eps, model), change
-    guide = collaborative.denoise(u, variances, report=stage_parts(progress, "guide, slab"))
+    guide = collaborative.denoise(
+        u, variances, report=stage_parts(progress, "guide, slab"), device=device
+    )
     b, eps = _probe(u.shape), _EPSILON_GUIDE
     change = collaborative.denoise(
-        u + eps * b, variances, report=stage_parts(progress, "guide's risk estimate, slab")
+        u + eps * b,
+        variances,
+        report=stage_parts(progress, "guide's risk estimate, slab"),
+        device=device,
     )
     change -= guide
     return guide, _sure_terms(u, guide, b, change, eps, model), change
@@ -268,7 +281,9 @@ def _psd(model: NoiseModel, shape) -> np.ndarray:
     return np.abs(np.fft.fftn(kernel))
 
 
-def _final_sure_terms(u, x, variances, model, pilot, pilot_change, report=None) -> np.ndarray:
+def _final_sure_terms(
+    u, x, variances, model, pilot, pilot_change, report=None, device=None
+) -> np.ndarray:
     """SURE terms of x = W(u; pilot), the pilot moved as u moves: p(u + eps b) ~ p + dp.
 
     Each member is g + f_theta(u): dp is the guide's change plus the members' change at
@@ -276,7 +291,9 @@ def _final_sure_terms(u, x, variances, model, pilot, pilot_change, report=None) 
     (it would need refitting).
     """
     b, eps = _probe(u.shape), _EPSILON_GUIDE
-    moved = collaborative.wiener(u + eps * b, pilot + pilot_change, variances, report=report)
+    moved = collaborative.wiener(
+        u + eps * b, pilot + pilot_change, variances, report=report, device=device
+    )
     return _sure_terms(u, x, b, moved - x, eps, model)
 
 
