@@ -32,8 +32,8 @@ def write_results(folder: Path) -> None:
         parts += [
             "## Preset `full` (GPU)",
             "",
-            "Not run yet: no GPU has been lent to a session that ran it. It would record "
-            "seconds, peak GPU memory and the bf16 vs fp32 PSNR difference.",
+            "Not run on crops. Whole volumes on a lent H200 (seconds, peak GPU memory, bf16 "
+            "vs fp32): benchmarks/README.md, section 'On a GPU', and results-whole.json.",
             "",
         ]
     (folder / "RESULTS.md").write_text("\n".join(parts) + "\n")
