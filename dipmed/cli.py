@@ -22,6 +22,7 @@ from dipmed.derivatives import write_dataset_description
 from dipmed.errors import InputError
 from dipmed.io import find_series, read_volume, write_volume
 from dipmed.report.summary import summarize
+from dipmed.restoration.checkpoint import Interrupted
 from dipmed.volume import Volume
 
 
@@ -201,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(f"dipmed: error: {error}", file=sys.stderr)
         return 2
+    except Interrupted as stop:
+        print(f"dipmed: interrupted: {stop}", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("dipmed: interrupted; no output was written", file=sys.stderr)
         return 130

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from dipmed.io import read_volume, write_volume
 from dipmed.io.paths import check_output
 from dipmed.progress import ProgressPrinter
 from dipmed.report import Run, write_report
+from dipmed.restoration.checkpoint import Checkpoint, Interrupted, fingerprint
 from dipmed.restoration.events import Stage
 from dipmed.restoration.noise import add_noise
 from dipmed.restoration.operators import Downsample, apply
@@ -82,12 +86,22 @@ def run_restore(args: argparse.Namespace) -> None:
         volume, task, reference, config = _prepare(args)
     finally:
         reading.cancel()
+    checkpoint = _checkpoint(args, volume, task, config)  # refused before any line
     shape = "x".join(map(str, volume.shape))
     printer(Stage(f"read {shape} voxels ({volume.meta.modality or 'unknown modality'})"))
     if args.threads:
         torch.set_num_threads(max(1, args.threads))
     printer.every = config.fit.log_every
-    result = restore(volume, task, config, progress=printer)
+    previous = signal.signal(signal.SIGTERM, checkpoint.request_stop)
+    try:
+        result = restore(volume, task, config, progress=printer, checkpoint=checkpoint)
+    except Interrupted as stop:
+        printer.close()
+        raise Interrupted(
+            f"{stop}; the state is in {checkpoint.path}: run the same command again to resume"
+        ) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     printer(Stage("writing"))
     fit = result.fit
     write_volume(
@@ -124,6 +138,7 @@ def run_restore(args: argparse.Namespace) -> None:
         printer.close()
         print(f"wrote {args.report / 'report.html'}")
     printer.close()
+    checkpoint.remove()  # the output is written: nothing left to resume
     print(
         f"wrote {args.output}: {fit.iterations} iterations in {fit.seconds:.1f}s on "
         f"{result.device}, result from iteration {fit.best_iteration} "
@@ -158,6 +173,20 @@ def _prepare(args: argparse.Namespace):
     reference = _reference(args, volume, task)
     memory_plan(volume, task, config)  # a volume that cannot fit is refused before any work
     return volume, task, reference, config
+
+
+def _checkpoint(args: argparse.Namespace, volume, task: Task, config) -> Checkpoint:
+    """The checkpoint beside the output, loaded when an earlier run of the same command left
+    one (InputError when it belongs to another input or other settings)."""
+    mask = None if task.mask is None else hashlib.sha256(task.mask.tobytes()).hexdigest()
+    key = fingerprint(volume.array, volume.affine, args.command, task.factors, mask, config)
+    checkpoint = Checkpoint.beside(args.output, key, every_s=config.checkpoint_s).open()
+    if checkpoint.states:
+        done = ", ".join(sorted(checkpoint.states))
+        print(
+            f"dipmed {args.command}: resuming from {checkpoint.path.name} ({done})", file=sys.stderr
+        )
+    return checkpoint
 
 
 def _task(args: argparse.Namespace, volume) -> Task:

@@ -29,6 +29,7 @@ class RestoreConfig:
     loss: str = "mse"  # mse | l1 | rician (MR magnitude data; opt-in until benchmarked)
     noise_sigma: float = 0.0  # noise std in image units (HU for CT); 0: estimate it
     memory_gb: float = 0.0  # memory budget (GB) of the plan; 0: 80 % of what is available
+    checkpoint_s: float = 300.0  # seconds between checkpoints during a fit (0: every step)
     stop: str = "discrepancy"  # discrepancy | variance | none
     stop_tau: float = 0.85  # discrepancy: stop at misfit <= tau * sigma^2 (see stopping.py)
     stop_patience: int = 100  # variance: epochs without a new minimum before stopping
@@ -54,6 +55,7 @@ class RestoreConfig:
             self.anchor_sigma < 0
             or self.noise_sigma < 0
             or self.memory_gb < 0
+            or self.checkpoint_s < 0
             or self.stop_tau <= 0
             or self.fit.max_iters < 1
             or self.guided.members < 1
@@ -61,7 +63,7 @@ class RestoreConfig:
             or self.guided.patch < 32
         ):
             raise InputError(
-                "anchor_sigma, noise_sigma and memory_gb must be >= 0, stop_tau > 0, "
+                "anchor_sigma, noise_sigma, memory_gb and checkpoint_s must be >= 0, stop_tau > 0, "
                 "fit.max_iters >= 1, guided.members >= 1, guided.iterations >= 0 and "
                 "guided.patch >= 32"
             )

@@ -40,7 +40,8 @@ import torch
 from scipy.ndimage import binary_dilation, gaussian_filter
 
 from dipmed.restoration import collaborative
-from dipmed.restoration.events import Progress, Report, stage_parts
+from dipmed.restoration.checkpoint import Checkpoint, Interrupted
+from dipmed.restoration.events import Progress, Report, Stage, stage_parts
 from dipmed.restoration.member import correlate, fit_member
 from dipmed.restoration.networks import NetworkConfig
 from dipmed.restoration.noise_model import NoiseModel, cube_covariance
@@ -108,42 +109,40 @@ def guided_denoise(
     seed: int,
     device: torch.device,
     progress: Report | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> GuidedResult:
-    """Denoise `noisy` (image units) under the noise `model`; see the module docstring."""
+    """Denoise `noisy` (image units) under the noise `model`; see the module docstring.
+
+    With a `checkpoint`, the guide, each member and the member being fitted are saved as
+    they are done (and when due), and what it holds is taken instead of recomputed."""
     start = time.perf_counter()
     stabiliser = _Stabiliser(model, modality)
     u = stabiliser.forward(noisy)
     variances = _coefficient_variances(model)
-    guide, guide_risk, guide_change = _guide(
-        u, variances, settings.guide, model, progress, device=device
-    )
+    saved = checkpoint.get("guide") if checkpoint else None
+    if saved is None:
+        saved = _guide(u, variances, settings.guide, model, progress, device=device)
+        _keep(checkpoint, "guide", saved)
+    elif progress:
+        progress(Stage("guide: taken from the checkpoint"))
+    guide, guide_risk, guide_change = saved
+    del saved
     members, change_sum, losses = [], 0.0, []
-    total = settings.members * settings.iterations
     fit_at = time.perf_counter()  # the steps' ETA counts from here, not from the guide
     for m in range(settings.members if settings.iterations > 0 else 0):
-        member, change, curve = fit_member(
-            u,
-            guide,
-            model,
-            settings,
-            network,
-            seed=seed + m,
-            flip=_FLIPS[m % len(_FLIPS)],
-            device=device,
-            probe=_probe(u.shape),
-            probe_step=_EPSILON_GUIDE,
-            progress=lambda i, loss, m=m: (
-                progress
-                and progress(
-                    Progress(m * settings.iterations + i, total, loss, time.perf_counter() - fit_at)
-                )
-            ),
-            rendering=stage_parts(progress, f"member {m + 1} of {settings.members}: tiles"),
-        )
+        done = checkpoint.get(f"member{m}") if checkpoint else None
+        if done is not None:
+            member, change, curve = done
+            if progress:
+                progress(Stage(f"member {m + 1} of {settings.members}: taken from the checkpoint"))
+        else:
+            member, change, curve = _fit_member(
+                m, u, guide, model, settings, network, seed, device, progress, checkpoint, fit_at
+            )
         members.append(member)
         change_sum = change_sum + change
         losses.append(curve)
-        del member, change
+        del member, change, done
     # the members' mean ("prior") and the Wiener stage piloted by it ("final")
     prior = np.mean(members, axis=0) if members else guide
     prior_change = guide_change + change_sum / max(len(members), 1)
@@ -196,6 +195,49 @@ def guided_denoise(
             **{k: stabiliser.inverse(v) for k, v in (("prior", prior), ("final", final))},
         },
     )
+
+
+def _fit_member(m, u, guide, model, settings, network, seed, device, progress, checkpoint, fit_at):
+    """Member m, resumed from the checkpoint's state when there is one, then kept there."""
+    total = settings.members * settings.iterations
+    key = f"member{m}"
+    state = checkpoint.get(f"{key}-fit") if checkpoint else None
+    if state is not None and progress:
+        progress(Stage(f"member {m + 1} of {settings.members}: resuming from step {state['step']}"))
+    member, change, curve = fit_member(
+        u,
+        guide,
+        model,
+        settings,
+        network,
+        seed=seed + m,
+        flip=_FLIPS[m % len(_FLIPS)],
+        device=device,
+        probe=_probe(u.shape),
+        probe_step=_EPSILON_GUIDE,
+        progress=lambda i, loss: (
+            progress
+            and progress(
+                Progress(m * settings.iterations + i, total, loss, time.perf_counter() - fit_at)
+            )
+        ),
+        rendering=stage_parts(progress, f"member {m + 1} of {settings.members}: tiles"),
+        checkpoint=checkpoint,
+        key=f"{key}-fit",
+    )
+    if checkpoint is not None:
+        checkpoint.drop(f"{key}-fit")
+    _keep(checkpoint, key, (member, change, curve))
+    return member, change, curve
+
+
+def _keep(checkpoint: Checkpoint | None, key: str, value) -> None:
+    """A finished stage into the checkpoint; a requested stop takes effect here."""
+    if checkpoint is None:
+        return
+    checkpoint.put(key, value)
+    if checkpoint.stop_requested:
+        raise Interrupted(f"stopped after {key}")
 
 
 def _spread(images: list[np.ndarray]) -> np.ndarray:

@@ -12,6 +12,7 @@ SURE per step, b ~ N(0, I), S the noise correlation (I for white noise):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dipmed.restoration.checkpoint import Checkpoint, Interrupted
 from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size
 from dipmed.restoration.noise_model import NoiseModel
 from dipmed.restoration.tiles import (
@@ -47,11 +49,15 @@ def fit_member(
     probe_step: float,
     progress: Callable[[int, float], None],
     rendering: Callable[[int, int], None] | None = None,
+    checkpoint: Checkpoint | None = None,
+    key: str = "member",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The member's output, f(u + probe_step probe) - f(u) at its final weights (for the
     risk estimate of what it pilots), both unflipped, and its SURE curve.
 
-    `progress(step, sure)` after each step; `rendering(done, total)` counts the tiles."""
+    `progress(step, sure)` after each step; `rendering(done, total)` counts the tiles.
+    With a `checkpoint`, the fit's state is saved under `key` when it is due, and a state
+    found there is resumed from (raises Interrupted after a save on a stop request)."""
     dims = list(flip)
 
     def flipped(a):
@@ -80,7 +86,8 @@ def fit_member(
     bf16 = settings.precision == "bf16"  # SURE and the averages stay in fp32
     whole = covers(u.shape, settings.patch)
     fit = _fit_whole if whole else _fit_patches
-    out, losses = fit(U, G, net, correction, model, settings, seed, device, progress)
+    saver = _Saver(checkpoint, key)
+    out, losses = fit(U, G, net, correction, model, settings, seed, device, progress, saver)
     size = patch_shape(u.shape, settings.patch if whole else render_side(settings.patch))
     tiles = tile_count(u.shape, size)
     counts = [
@@ -103,13 +110,14 @@ def _sure(U, x, x_eps, b, model, epsilon):
     return torch.sum((U - x) ** 2) / U.numel() - 1.0 + 2.0 * divergence / U.numel()
 
 
-def _fit_whole(U, G, net, correction, model, settings, seed, device, progress):
+def _fit_whole(U, G, net, correction, model, settings, seed, device, progress, saver):
     """Whole-volume steps; the output: the moving average of the iterates."""
     U, G = U.to(device), G.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     ema, losses = torch.zeros_like(U), []
-    for iteration in range(1, settings.iterations + 1):
+    ema, losses, first = saver.resume(net, optimizer, generator, ema, losses)
+    for iteration in range(first, settings.iterations + 1):
         b = torch.randn(U.shape, generator=generator).to(device)
         x = G + correction(U)
         sure = _sure(U, x, G + correction(U + settings.epsilon * b), b, model, settings.epsilon)
@@ -119,17 +127,18 @@ def _fit_whole(U, G, net, correction, model, settings, seed, device, progress):
         ema.lerp_(x.detach(), 1 - settings.ema)
         losses.append(float(sure.detach()))
         progress(iteration, losses[-1])
+        saver.step(iteration, net, optimizer, generator, ema, losses)
     return (ema / (1 - settings.ema**settings.iterations)).cpu(), losses
 
 
-def _fit_patches(U, G, net, correction, model, settings, seed, device, progress):
+def _fit_patches(U, G, net, correction, model, settings, seed, device, progress, saver):
     """One random patch per step; the weights' moving average is loaded at the end."""
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     size = patch_shape(U.shape[2:], settings.patch)
     averaged = [p.detach().clone() for p in net.parameters()]
-    losses = []
-    for iteration in range(1, settings.iterations + 1):
+    averaged, losses, first = saver.resume(net, optimizer, generator, averaged, [])
+    for iteration in range(first, settings.iterations + 1):
         where = (..., *random_patch(U.shape[2:], size, generator))
         u, g = U[where].to(device), G[where].to(device)
         b = torch.randn(u.shape, generator=generator).to(device)
@@ -149,6 +158,7 @@ def _fit_patches(U, G, net, correction, model, settings, seed, device, progress)
                 mean.lerp_(p, 1 - settings.ema)
         losses.append(float(sure.detach()))
         progress(iteration, losses[-1])
+        saver.step(iteration, net, optimizer, generator, averaged, losses)
     with torch.no_grad():
         for mean, p in zip(averaged, net.parameters(), strict=True):
             p.copy_(mean)
@@ -166,6 +176,49 @@ def _step_if_finite(optimizer: torch.optim.Optimizer) -> bool:
         return False
     optimizer.step()
     return True
+
+
+class _Saver:
+    """A member fit's state in a checkpoint: weights, optimiser, average (the iterates' or
+    the weights'), random generator, step and curve; saved when the checkpoint is due."""
+
+    def __init__(self, checkpoint: Checkpoint | None, key: str):
+        self.checkpoint, self.key = checkpoint, key
+
+    def resume(self, net, optimizer, generator, average, losses):
+        """(average, losses, first step) from a saved state, or as given (step 1)."""
+        state = self.checkpoint.get(self.key) if self.checkpoint else None
+        if state is None:
+            return average, losses, 1
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        if isinstance(average, list):
+            average = [
+                a.to(p.device) for a, p in zip(state["average"], net.parameters(), strict=True)
+            ]
+        else:
+            average = state["average"].to(average.device)
+        return average, list(state["losses"]), state["step"] + 1
+
+    def step(self, step, net, optimizer, generator, average, losses) -> None:
+        if self.checkpoint is None or not self.checkpoint.due():
+            return
+        self.checkpoint.put(
+            self.key,
+            {
+                "step": step,
+                "net": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+                "optimizer": copy.deepcopy(optimizer.state_dict()),  # no live tensors
+                "generator": generator.get_state(),
+                "average": [a.detach().cpu().clone() for a in average]
+                if isinstance(average, list)
+                else average.detach().cpu().clone(),
+                "losses": list(losses),
+            },
+        )
+        if self.checkpoint.stop_requested:
+            raise Interrupted(f"stopped at step {step} of {self.key}")
 
 
 def correlate(b: torch.Tensor, model: NoiseModel) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -12,6 +13,7 @@ from dipmed.config import RestoreConfig
 from dipmed.errors import InputError
 from dipmed.restoration import memory
 from dipmed.restoration.anchor import make_anchor
+from dipmed.restoration.checkpoint import Checkpoint, Interrupted
 from dipmed.restoration.events import Report, Stage
 from dipmed.restoration.fit import FitResult, fit
 from dipmed.restoration.guided import guided_denoise
@@ -85,15 +87,17 @@ def restore(
     *,
     progress: Report | None = None,
     monitor: Callable[[int, np.ndarray], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Restoration:
     """Restore `volume` by fitting a deep prior to it (see DESIGN: data flow).
 
     `monitor(iteration, output)` receives every epoch's output in image units (for
-    benchmarks with a reference; it costs a device-to-host copy per epoch).
+    benchmarks with a reference; it costs a device-to-host copy per epoch). `checkpoint`:
+    guided denoising (and sr's denoising first) saves its stages there and resumes from it.
     """
     device = pick_device(config.device)
     if task.kind == "denoise" and config.method == "guided":
-        return _guided(volume, config, device, progress)
+        return _guided(volume, config, device, progress, checkpoint=checkpoint)
     operator = make_operator(task, config)
     out_shape = task.output_shape(volume.shape)
     mode, axis = pick_mode(out_shape, task.factors, config, device)
@@ -102,7 +106,7 @@ def restore(
     model = _sr_noise_model(volume, task, config, progress)
     # thick slices with measured noise: denoised on the acquired grid first (guided),
     # then the deep prior super-resolves them down to their remaining error
-    first = _guided(volume, config, device, progress, model) if model else None
+    first = _guided(volume, config, device, progress, model, checkpoint) if model else None
     if first is None:
         sigma, estimated = _sigma(measured, volume, task, config, normaliser)
         fit_sigma, details = sigma, None
@@ -202,7 +206,9 @@ def _sr_noise_model(volume: Volume, task: Task, config: RestoreConfig, progress=
     return model if model.source in ("air", "given") else None
 
 
-def _guided(volume: Volume, config: RestoreConfig, device, progress, model=None) -> Restoration:
+def _guided(
+    volume: Volume, config: RestoreConfig, device, progress, model=None, checkpoint=None
+) -> Restoration:
     """Denoising by `guided.guided_denoise` (the default method), as a Restoration."""
     modality = volume.meta.modality
     model = model or _noise_model(volume, config, progress)
@@ -222,16 +228,10 @@ def _guided(volume: Volume, config: RestoreConfig, device, progress, model=None)
                 f"of a {need.budget_gb:.1f} GB budget"
             )
         )
-    result = guided_denoise(
-        volume.array.astype(np.float32),
-        model,
-        "MR" if modality == "MR" else "CT",
-        settings,
-        network=config.network,
-        seed=config.seed,
-        device=device,
-        progress=progress,
-    )
+    with checkpoint.deferring_stops() if checkpoint else nullcontext():
+        result = _run_guided(
+            volume, model, modality, settings, config, device, progress, checkpoint
+        )
     steps = len(result.losses)
     fitted = FitResult(
         output=normaliser.forward(result.estimate),
@@ -270,6 +270,32 @@ def _guided(volume: Volume, config: RestoreConfig, device, progress, model=None)
         result.uncertainty,
         details,
     )
+
+
+def _run_guided(volume, model, modality, settings, config, device, progress, checkpoint):
+    """guided_denoise, its result taken from or kept in the checkpoint (a stop requested
+    during the last stages takes effect once the result is saved)."""
+    saved = checkpoint.get("result") if checkpoint else None
+    if saved is not None:
+        if progress:
+            progress(Stage("guided result: taken from the checkpoint"))
+        return saved
+    result = guided_denoise(
+        volume.array.astype(np.float32),
+        model,
+        "MR" if modality == "MR" else "CT",
+        settings,
+        network=config.network,
+        seed=config.seed,
+        device=device,
+        progress=progress,
+        checkpoint=checkpoint,
+    )
+    if checkpoint is not None:
+        checkpoint.put("result", result)
+        if checkpoint.stop_requested:
+            raise Interrupted("stopped after the denoising, which is saved")
+    return result
 
 
 def _correction_scale(anchor: np.ndarray, measured: np.ndarray, operator) -> float:

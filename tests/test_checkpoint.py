@@ -1,0 +1,80 @@
+"""Checkpoint and resume: SIGTERM saves and exits 143, SIGKILL loses only the steps since the
+last save, the same command resumes and gives the uninterrupted output on the CPU, and a
+checkpoint from another input or other settings is refused with one line."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from conftest import digest, run_cli
+from dipmed.restoration.checkpoint import SUFFIX, Checkpoint
+
+SETTINGS = "checkpoint_s: 0\nguided: {members: 2, iterations: 20}\n"
+
+
+def _command(noisy, out, config):
+    return [sys.executable, "-m", "dipmed", "denoise", str(noisy), str(out),
+            "--config", str(config), "--threads", "1", "--seed", "3"]  # fmt: skip
+
+
+def _run(noisy, out, config):
+    done = subprocess.run(_command(noisy, out, config), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _interrupt(noisy, out, config, key: str, sig: int):
+    """Start the command, wait until the checkpoint holds `key` at step >= 5, signal it."""
+    path = out.with_name(out.name + SUFFIX)
+    proc = subprocess.Popen(_command(noisy, out, config), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists():
+            state = torch.load(path, weights_only=False)["states"].get(key)
+            if state is not None and state["step"] >= 5:
+                proc.send_signal(sig)
+                break
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err, path
+
+
+def test_sigterm_then_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, mr_pair):
+    _, noisy = mr_pair
+    config = tmp_path / "quick.yaml"
+    config.write_text(SETTINGS)
+    plain = tmp_path / "plain.nii.gz"
+    _run(noisy, plain, config)
+    out = tmp_path / "resumed.nii.gz"
+    code, err, path = _interrupt(noisy, out, config, "member0-fit", signal.SIGTERM)
+    assert code == 143 and path.exists() and not out.exists()
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("dipmed: interrupted: stopped at step")
+    assert "run the same command" in last
+    code, err, _ = _interrupt(noisy, out, config, "member1-fit", signal.SIGKILL)
+    assert code == -signal.SIGKILL and "resuming from step" in err and not out.exists()
+    done = _run(noisy, out, config)
+    assert "member 1 of 2: taken from the checkpoint" in done.stderr
+    assert "member 2 of 2: resuming from step" in done.stderr
+    assert not path.exists()  # removed once the output is written
+    a, b = (nib.load(p).get_fdata() for p in (plain, out))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_checkpoint_from_another_input_is_refused_and_left_alone(tmp_path, capsys, mr_pair):
+    _, noisy = mr_pair
+    out = tmp_path / "out.nii.gz"
+    stale = Checkpoint.beside(out, "made from another volume")
+    stale.put("guide", np.zeros(3))
+    before = digest(stale.path), digest(noisy)
+    code, _, err = run_cli(capsys, "denoise", noisy, out, "--max-iters", "2")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "was made from another input or with other settings" in err and str(stale.path) in err
+    assert not out.exists() and (digest(stale.path), digest(noisy)) == before
