@@ -12,33 +12,35 @@ import time
 import nibabel as nib
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter
 
 from conftest import digest, run_cli
+from dipmed.phantom import mr_phantom
 from dipmed.restoration.checkpoint import SUFFIX, Checkpoint
 
 SETTINGS = "checkpoint_s: 0\nguided: {members: 2, iterations: 20}\n"
 
 
-def _command(noisy, out, config):
-    return [sys.executable, "-m", "dipmed", "denoise", str(noisy), str(out),
-            "--config", str(config), "--threads", "1", "--seed", "3"]  # fmt: skip
+def _command(noisy, out, config, *extra):
+    return [sys.executable, "-m", "dipmed", extra[0] if extra else "denoise", str(noisy), str(out),
+            "--config", str(config), "--threads", "1", "--seed", "3", *extra[1:]]  # fmt: skip
 
 
-def _run(noisy, out, config):
-    done = subprocess.run(_command(noisy, out, config), capture_output=True, text=True)
+def _run(noisy, out, config, *extra):
+    done = subprocess.run(_command(noisy, out, config, *extra), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done
 
 
-def _interrupt(noisy, out, config, key: str, sig: int):
+def _interrupt(noisy, out, config, key: str, sig: int, *extra, counter="step"):
     """Start the command, wait until the checkpoint holds `key` at step >= 5, signal it."""
     path = out.with_name(out.name + SUFFIX)
-    proc = subprocess.Popen(_command(noisy, out, config), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_command(noisy, out, config, *extra), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if path.exists():
             state = torch.load(path, weights_only=False)["states"].get(key)
-            if state is not None and state["step"] >= 5:
+            if state is not None and state[counter] >= 5:
                 proc.send_signal(sig)
                 break
         time.sleep(0.02)
@@ -64,6 +66,24 @@ def test_sigterm_then_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, 
     assert "member 1 of 2: taken from the checkpoint" in done.stderr
     assert "member 2 of 2: resuming from step" in done.stderr
     assert not path.exists()  # removed once the output is written
+    a, b = (nib.load(p).get_fdata() for p in (plain, out))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_the_super_resolution_fit_resumes_after_sigkill(tmp_path):
+    """The plain DIP fit (sr of noise-free thick slices) keeps its loop's state too."""
+    clean = gaussian_filter(mr_phantom((32, 28, 24)), 1.0).astype(np.float32)
+    thick = tmp_path / "thick.nii.gz"
+    nib.save(nib.Nifti1Image(clean[..., ::2], np.diag([1.0, 1.0, 2.0, 1.0])), thick)
+    config = tmp_path / "quick.yaml"
+    config.write_text("checkpoint_s: 0\nfit: {max_iters: 40}\nstop: none\n")
+    sr = ("sr", "--factor", "1,1,2")
+    plain, out = tmp_path / "plain.nii.gz", tmp_path / "resumed.nii.gz"
+    _run(thick, plain, config, *sr)
+    code, _, path = _interrupt(thick, out, config, "fit", signal.SIGKILL, *sr, counter="iteration")
+    assert code == -signal.SIGKILL and path.exists() and not out.exists()
+    done = _run(thick, out, config, *sr)
+    assert "fit: resuming from iteration" in done.stderr and not path.exists()
     a, b = (nib.load(p).get_fdata() for p in (plain, out))
     np.testing.assert_array_equal(a, b)
 

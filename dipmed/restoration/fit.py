@@ -8,6 +8,7 @@ EMA is updated, the stopping rule observes it, and the best iterate is kept.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from dipmed.restoration.checkpoint import Checkpoint, Interrupted
 from dipmed.restoration.events import Progress
 from dipmed.restoration.losses import Loss
 from dipmed.restoration.prior import DeepPrior
@@ -57,20 +59,33 @@ def fit(
     generator: torch.Generator,
     progress: Callable[[Progress], None] | None = None,
     monitor: Callable[[int, torch.Tensor], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> FitResult:
     """Fit `prior` so that A(prior()) matches `measurement` (shape (1, 1, X, Y, Z)).
 
     `monitor(iteration, smoothed_output)` sees every epoch's output (benchmarks use it
     with a reference); with `settings.run_past_stop` the loop goes on to the cap after
-    the rule fires, but still returns the iterate the rule chose.
+    the rule fires, but still returns the iterate the rule chose. With a `checkpoint`,
+    the loop's whole state is saved under "fit" when it is due and resumed from there.
     """
     optimizer = torch.optim.Adam(prior.parameters(), lr=settings.learning_rate)
     device = measurement.device
     current = torch.zeros((1, 1, *prior.shape), device=device)
     ema, best = torch.zeros_like(current), None
     losses, misfits, best_iteration, stopped_at = [], [], 0, None
-    reason, start = "max_iters", time.perf_counter()
-    for iteration in range(1, settings.max_iters + 1):
+    reason, start, first = "max_iters", time.perf_counter(), 1
+    state = checkpoint.get("fit") if checkpoint else None
+    if state is not None:
+        prior.load_state_dict(state["prior"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        current, ema = state["current"].to(device), state["ema"].to(device)
+        best = None if state["best"] is None else state["best"].to(device)
+        stopper, first = state["stopper"], state["iteration"] + 1
+        losses, misfits = list(state["losses"]), list(state["misfits"])
+        best_iteration, stopped_at = state["best_iteration"], state["stopped_at"]
+        start -= state["elapsed"]
+    for iteration in range(first, settings.max_iters + 1):
         loss, misfit = _epoch(
             prior, current, measurement, operator, loss_fn, optimizer, settings, generator
         )
@@ -95,6 +110,27 @@ def fit(
         if settings.time_limit_s and elapsed > settings.time_limit_s:
             reason = "time_limit" if stopped_at is None else reason
             break
+        if checkpoint is not None and checkpoint.due():
+            checkpoint.put(
+                "fit",
+                {
+                    "iteration": iteration,
+                    "prior": {k: v.detach().cpu().clone() for k, v in prior.state_dict().items()},
+                    "optimizer": copy.deepcopy(optimizer.state_dict()),
+                    "generator": generator.get_state(),
+                    "current": current.cpu().clone(),
+                    "ema": ema.cpu().clone(),
+                    "best": None if best is None else best.cpu().clone(),
+                    "stopper": copy.deepcopy(stopper),
+                    "losses": list(losses),
+                    "misfits": list(misfits),
+                    "best_iteration": best_iteration,
+                    "stopped_at": stopped_at,
+                    "elapsed": elapsed,
+                },
+            )
+            if checkpoint.stop_requested:
+                raise Interrupted(f"stopped at iteration {iteration} of the fit")
     iterations, seconds = stopped_at or (len(losses), time.perf_counter() - start)
     return FitResult(
         output=best[0, 0].float().cpu().numpy(),

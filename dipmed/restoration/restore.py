@@ -148,17 +148,21 @@ def restore(
         target = operator.forward(target)  # unknown voxels carry no data: zero them
     target = target.to(device)
     stopper = make_stopper(config, fit_sigma / normaliser.scale, task)
-    result = fit(
-        prior,
-        target,
-        operator,
-        make_loss(loss_name, sigma=fit_sigma / normaliser.scale),
-        stopper,
-        config.fit,
-        generator=generator,
-        progress=progress,
-        monitor=_in_image_units(monitor, normaliser),
-    )
+    if checkpoint is not None and checkpoint.get("fit") is not None and progress:
+        progress(Stage(f"fit: resuming from iteration {checkpoint.get('fit')['iteration']}"))
+    with checkpoint.deferring_stops() if checkpoint else nullcontext():
+        result = fit(
+            prior,
+            target,
+            operator,
+            make_loss(loss_name, sigma=fit_sigma / normaliser.scale),
+            stopper,
+            config.fit,
+            generator=generator,
+            progress=progress,
+            monitor=_in_image_units(monitor, normaliser),
+            checkpoint=checkpoint,
+        )
     if first is not None:  # the seconds of the denoising before the fit count too
         result = replace(result, seconds=result.seconds + first.fit.seconds)
     restored = normaliser.inverse(result.output)
