@@ -181,8 +181,8 @@ def _checkpoint(args: argparse.Namespace, volume, task: Task, config) -> Checkpo
     mask = None if task.mask is None else hashlib.sha256(task.mask.tobytes()).hexdigest()
     key = fingerprint(volume.array, volume.affine, args.command, task.factors, mask, config)
     checkpoint = Checkpoint.beside(args.output, key, every_s=config.checkpoint_s).open()
-    if checkpoint.states:
-        done = ", ".join(sorted(checkpoint.states))
+    if checkpoint.keys:
+        done = ", ".join(checkpoint.keys)
         print(
             f"dipmed {args.command}: resuming from {checkpoint.path.name} ({done})", file=sys.stderr
         )

@@ -11,7 +11,6 @@ import time
 
 import nibabel as nib
 import numpy as np
-import torch
 from scipy.ndimage import gaussian_filter
 
 from conftest import digest, run_cli
@@ -39,7 +38,7 @@ def _interrupt(noisy, out, config, key: str, sig: int, *extra, counter="step"):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if path.exists():
-            state = torch.load(path, weights_only=False)["states"].get(key)
+            state = Checkpoint(path, "").get(key)
             if state is not None and state[counter] >= 5:
                 proc.send_signal(sig)
                 break

@@ -1,14 +1,14 @@
 """Checkpoints of a restoration: resume after a kill, a preemption or a time limit.
 
-A checkpoint is one file beside the output (`OUTPUT.dipmed-checkpoint`) holding a
-fingerprint of the input and the settings, and the states of the stages done so far
-(the guide, each finished member, the member being fitted: weights, optimiser, averages,
-random-generator state, step, curve). It is written atomically (a temporary file, fsync,
-rename) every `every_s` seconds during a fit, after every stage, and at once when a stop
-is requested (SIGTERM, which SLURM sends before preemption or the time limit); the fit
-then raises `Interrupted`. The same command resumes from it; a checkpoint made from
-another input or with other settings is refused (InputError), never used. It is removed
-once the output is written.
+A checkpoint is a folder beside the output (`OUTPUT.dipmed-checkpoint`) holding a
+fingerprint of the input and the settings, and one file per state of the stages done so
+far (the guide, each finished member, the member or fit in progress: weights, optimiser,
+averages, random-generator state, step, curve). Each file is written atomically (a
+temporary file, fsync, rename): the fit's state every `every_s` seconds, each stage
+when it is done, and at once when a stop is requested (SIGTERM, which SLURM sends before
+preemption or the time limit); the fit then raises `Interrupted`. The same command
+resumes from it; a checkpoint made from another input or with other settings is refused
+(InputError), never used. It is removed once the output is written.
 
 Example:
     >>> import tempfile, pathlib
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -41,9 +42,11 @@ class Interrupted(Exception):
 
 
 class Checkpoint:
+    """A folder of states, one file per key (a finished stage is written once and not held
+    in memory; the state of the fit in progress is rewritten when it is due)."""
+
     def __init__(self, path: Path, fingerprint: str, *, every_s: float = EVERY_S):
         self.path, self.fingerprint, self.every_s = Path(path), fingerprint, every_s
-        self.states: dict = {}
         self.stop_requested = False
         self.deferring = False  # inside stages that save before they stop
         self._saved_at = time.monotonic()
@@ -53,54 +56,50 @@ class Checkpoint:
         output = Path(output)
         return cls(output.with_name(output.name + SUFFIX), fingerprint, every_s=every_s)
 
+    @property
+    def keys(self) -> list[str]:
+        return sorted(p.stem for p in self.path.glob("*.pt")) if self.path.is_dir() else []
+
     def open(self) -> Checkpoint:
-        """Load the states of an earlier run of the same command, if there is one."""
+        """Check the checkpoint of an earlier run, if there is one: it must be this one's."""
         if not self.path.exists():
             return self
-        try:
-            saved = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception as error:  # a torn or foreign file: never silently used
-            raise InputError(
-                f"cannot read checkpoint {self.path} ({type(error).__name__}); "
-                "delete it to start over"
-            ) from None
-        if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
+        mark = self.path / "fingerprint"
+        if not self.path.is_dir() or not mark.is_file():
+            raise InputError(f"{self.path} is not a dipmed checkpoint; delete it to start over")
+        if mark.read_text().strip() != self.fingerprint:
             raise InputError(
                 f"checkpoint {self.path} was made from another input or with other "
                 "settings; delete it to start over, or write to another output"
             )
-        self.states = saved["states"]
         return self
 
     def get(self, key: str):
-        return self.states.get(key)
+        file = self.path / f"{key}.pt"
+        if not file.is_file():
+            return None
+        try:
+            return torch.load(file, map_location="cpu", weights_only=False)
+        except Exception as error:  # never silently used
+            raise InputError(
+                f"cannot read {file} ({type(error).__name__}); delete {self.path} to start over"
+            ) from None
 
     def put(self, key: str, value) -> None:
-        self.states[key] = value
-        self.save()
+        if not (self.path / "fingerprint").is_file():
+            self.path.mkdir(parents=True, exist_ok=True)
+            _atomic(self.path / "fingerprint", lambda f: f.write(self.fingerprint.encode()))
+        _atomic(self.path / f"{key}.pt", lambda f: torch.save(value, f))
+        self._saved_at = time.monotonic()
 
     def drop(self, key: str) -> None:
-        self.states.pop(key, None)
+        (self.path / f"{key}.pt").unlink(missing_ok=True)
 
     def due(self) -> bool:
         return self.stop_requested or time.monotonic() - self._saved_at >= self.every_s
 
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({"fingerprint": self.fingerprint, "states": self.states}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        self._saved_at = time.monotonic()
-
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def request_stop(self, *_) -> None:
         """A signal handler: inside `deferring_stops` the fit saves at its next step (or
@@ -116,6 +115,20 @@ class Checkpoint:
             yield self
         finally:
             self.deferring = False
+
+
+def _atomic(path: Path, write) -> None:
+    """write(file) into a temporary file beside `path`, fsync, then rename over `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def fingerprint(array: np.ndarray, affine: np.ndarray, *parts: object) -> str:
