@@ -7,6 +7,7 @@ import hashlib
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -179,7 +180,10 @@ def _checkpoint(args: argparse.Namespace, volume, task: Task, config) -> Checkpo
     """The checkpoint beside the output, loaded when an earlier run of the same command left
     one (InputError when it belongs to another input or other settings)."""
     mask = None if task.mask is None else hashlib.sha256(task.mask.tobytes()).hexdigest()
-    key = fingerprint(volume.array, volume.affine, args.command, task.factors, mask, config)
+    # the budget and the save interval do not change the result (a retried Snakemake job
+    # gets more memory; the plan's patch is kept in the checkpoint instead)
+    settings = replace(config, memory_gb=0.0, checkpoint_s=0.0)
+    key = fingerprint(volume.array, volume.affine, args.command, task.factors, mask, settings)
     checkpoint = Checkpoint.beside(args.output, key, every_s=config.checkpoint_s).open()
     if checkpoint.keys:
         done = ", ".join(checkpoint.keys)

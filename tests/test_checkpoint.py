@@ -97,3 +97,24 @@ def test_a_checkpoint_from_another_input_is_refused_and_left_alone(tmp_path, cap
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "was made from another input or with other settings" in err and str(stale.path) in err
     assert not out.exists() and (digest(stale.path), digest(noisy)) == before
+
+
+def test_a_retry_with_more_memory_keeps_the_checkpoint_other_settings_do_not(tmp_path):
+    """Snakemake retries with mem_mb x attempt, so --memory-gb changes: same fingerprint;
+    a change of seed (or any setting of the result) gives another one."""
+    from argparse import Namespace
+
+    from dipmed.commands import _checkpoint
+    from dipmed.config import load_config
+    from dipmed.restoration.restore import Task
+    from dipmed.volume import Volume
+
+    volume = Volume(np.ones((4, 4, 4), np.float32), np.eye(4))
+    args = Namespace(command="denoise", output=tmp_path / "out.nii.gz")
+
+    def key(**overrides):
+        config = load_config(None, **overrides)
+        return _checkpoint(args, volume, Task("denoise"), config).fingerprint
+
+    assert key(memory_gb=3.4) == key(memory_gb=6.8) == key(checkpoint_s=10.0)
+    assert key(seed=1) != key(seed=2)

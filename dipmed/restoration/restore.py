@@ -224,7 +224,11 @@ def _guided(
     # --max-iters caps the SURE steps of all members together
     iterations = min(settings.iterations, max(1, config.fit.max_iters // settings.members))
     need = memory.plan(volume.shape, settings.patch, config.memory_gb, device)
-    settings = replace(settings, iterations=iterations, patch=need.patch)
+    patch = need.patch
+    if checkpoint is not None:  # a resumed run keeps the patch it was fitting with
+        patch = checkpoint.get("plan") or patch
+        checkpoint.put("plan", patch)
+    settings = replace(settings, iterations=iterations, patch=patch)
     if progress:
         progress(
             Stage(
