@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import shutil
@@ -92,6 +93,12 @@ class Checkpoint:
         _atomic(self.path / f"{key}.pt", lambda f: torch.save(value, f))
         self._saved_at = time.monotonic()
 
+    def keep(self, key: str, value, where: str) -> None:
+        """Save a finished stage; a requested stop takes effect here (Interrupted)."""
+        self.put(key, value)
+        if self.stop_requested:
+            raise Interrupted(f"stopped {where}")
+
     def drop(self, key: str) -> None:
         (self.path / f"{key}.pt").unlink(missing_ok=True)
 
@@ -129,6 +136,18 @@ def _atomic(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def host_copy(tree):
+    """A copy of `tree` (tensors, in dicts, lists and tuples) with every tensor detached,
+    on the host and cloned: a saved state shares no memory with the live fit."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().cpu().clone()
+    if isinstance(tree, dict):
+        return {k: host_copy(v) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(host_copy(v) for v in tree)
+    return copy.deepcopy(tree)
 
 
 def fingerprint(array: np.ndarray, affine: np.ndarray, *parts: object) -> str:

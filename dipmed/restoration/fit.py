@@ -8,7 +8,6 @@ EMA is updated, the stopping rule observes it, and the best iterate is kept.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dipmed.restoration.checkpoint import Checkpoint, Interrupted
+from dipmed.restoration.checkpoint import Checkpoint, host_copy
 from dipmed.restoration.events import Progress
 from dipmed.restoration.losses import Loss
 from dipmed.restoration.prior import DeepPrior
@@ -111,26 +110,27 @@ def fit(
             reason = "time_limit" if stopped_at is None else reason
             break
         if checkpoint is not None and checkpoint.due():
-            checkpoint.put(
+            checkpoint.keep(
                 "fit",
-                {
-                    "iteration": iteration,
-                    "prior": {k: v.detach().cpu().clone() for k, v in prior.state_dict().items()},
-                    "optimizer": copy.deepcopy(optimizer.state_dict()),
-                    "generator": generator.get_state(),
-                    "current": current.cpu().clone(),
-                    "ema": ema.cpu().clone(),
-                    "best": None if best is None else best.cpu().clone(),
-                    "stopper": copy.deepcopy(stopper),
-                    "losses": list(losses),
-                    "misfits": list(misfits),
-                    "best_iteration": best_iteration,
-                    "stopped_at": stopped_at,
-                    "elapsed": elapsed,
-                },
+                host_copy(
+                    {
+                        "iteration": iteration,
+                        "prior": prior.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "generator": generator.get_state(),
+                        "current": current,
+                        "ema": ema,
+                        "best": best,
+                        "stopper": stopper,
+                        "losses": losses,
+                        "misfits": misfits,
+                        "best_iteration": best_iteration,
+                        "stopped_at": stopped_at,
+                        "elapsed": elapsed,
+                    }
+                ),
+                f"at iteration {iteration} of the fit",
             )
-            if checkpoint.stop_requested:
-                raise Interrupted(f"stopped at iteration {iteration} of the fit")
     iterations, seconds = stopped_at or (len(losses), time.perf_counter() - start)
     return FitResult(
         output=best[0, 0].float().cpu().numpy(),

@@ -40,7 +40,7 @@ import torch
 from scipy.ndimage import binary_dilation, gaussian_filter
 
 from dipmed.restoration import collaborative
-from dipmed.restoration.checkpoint import Checkpoint, Interrupted
+from dipmed.restoration.checkpoint import Checkpoint
 from dipmed.restoration.events import Progress, Report, Stage, stage_parts
 from dipmed.restoration.member import correlate, fit_member
 from dipmed.restoration.networks import NetworkConfig
@@ -233,11 +233,8 @@ def _fit_member(m, u, guide, model, settings, network, seed, device, progress, c
 
 def _keep(checkpoint: Checkpoint | None, key: str, value) -> None:
     """A finished stage into the checkpoint; a requested stop takes effect here."""
-    if checkpoint is None:
-        return
-    checkpoint.put(key, value)
-    if checkpoint.stop_requested:
-        raise Interrupted(f"stopped after {key}")
+    if checkpoint is not None:
+        checkpoint.keep(key, value, f"after {key}")
 
 
 def _spread(images: list[np.ndarray]) -> np.ndarray:

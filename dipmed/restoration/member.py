@@ -12,7 +12,6 @@ SURE per step, b ~ N(0, I), S the noise correlation (I for white noise):
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dipmed.restoration.checkpoint import Checkpoint, Interrupted
+from dipmed.restoration.checkpoint import Checkpoint, host_copy
 from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size
 from dipmed.restoration.noise_model import NoiseModel
 from dipmed.restoration.tiles import (
@@ -75,6 +74,8 @@ def fit_member(
         net.final_conv.weight.mul_(_OUTPUT_SCALE)
         net.final_conv.bias.zero_()
 
+    bf16 = settings.precision == "bf16"  # SURE and the averages stay in fp32
+
     def correction(x):
         shape = x.shape[2:]
         sizes = zip(reversed(shape), (padded_size(n) for n in reversed(shape)), strict=True)
@@ -83,7 +84,6 @@ def fit_member(
             out = net(padded)
         return scale * out.float()[..., : shape[0], : shape[1], : shape[2]]
 
-    bf16 = settings.precision == "bf16"  # SURE and the averages stay in fp32
     whole = covers(u.shape, settings.patch)
     fit = _fit_whole if whole else _fit_patches
     saver = _Saver(checkpoint, key)
@@ -204,21 +204,20 @@ class _Saver:
     def step(self, step, net, optimizer, generator, average, losses) -> None:
         if self.checkpoint is None or not self.checkpoint.due():
             return
-        self.checkpoint.put(
+        self.checkpoint.keep(
             self.key,
-            {
-                "step": step,
-                "net": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-                "optimizer": copy.deepcopy(optimizer.state_dict()),  # no live tensors
-                "generator": generator.get_state(),
-                "average": [a.detach().cpu().clone() for a in average]
-                if isinstance(average, list)
-                else average.detach().cpu().clone(),
-                "losses": list(losses),
-            },
+            host_copy(
+                {
+                    "step": step,
+                    "net": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(),
+                    "average": average,
+                    "losses": losses,
+                }
+            ),
+            f"at step {step} of {self.key}",
         )
-        if self.checkpoint.stop_requested:
-            raise Interrupted(f"stopped at step {step} of {self.key}")
 
 
 def correlate(b: torch.Tensor, model: NoiseModel) -> torch.Tensor:

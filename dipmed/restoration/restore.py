@@ -13,7 +13,7 @@ from dipmed.config import RestoreConfig
 from dipmed.errors import InputError
 from dipmed.restoration import memory
 from dipmed.restoration.anchor import make_anchor
-from dipmed.restoration.checkpoint import Checkpoint, Interrupted
+from dipmed.restoration.checkpoint import Checkpoint
 from dipmed.restoration.events import Report, Stage
 from dipmed.restoration.fit import FitResult, fit
 from dipmed.restoration.guided import guided_denoise
@@ -148,8 +148,10 @@ def restore(
         target = operator.forward(target)  # unknown voxels carry no data: zero them
     target = target.to(device)
     stopper = make_stopper(config, fit_sigma / normaliser.scale, task)
-    if checkpoint is not None and checkpoint.get("fit") is not None and progress:
-        progress(Stage(f"fit: resuming from iteration {checkpoint.get('fit')['iteration']}"))
+    resumed = checkpoint.get("fit") if checkpoint else None
+    if resumed is not None and progress:
+        progress(Stage(f"fit: resuming from iteration {resumed['iteration']}"))
+    del resumed
     with checkpoint.deferring_stops() if checkpoint else nullcontext():
         result = fit(
             prior,
@@ -300,9 +302,7 @@ def _run_guided(volume, model, modality, settings, config, device, progress, che
         checkpoint=checkpoint,
     )
     if checkpoint is not None:
-        checkpoint.put("result", result)
-        if checkpoint.stop_requested:
-            raise Interrupted("stopped after the denoising, which is saved")
+        checkpoint.keep("result", result, "after the denoising, which is saved")
     return result
 
 
