@@ -63,7 +63,7 @@ def run_dipmed(degraded, task: Task, clean, data_range, cap, modality, device):
     config = load_config(None, device=device, **{"fit.max_iters": cap, "fit.run_past_stop": True})
     curve = []
     result = restore(
-        Volume(degraded, np.eye(4), Meta(modality=modality)),
+        Volume(degraded, np.diag([*map(float, task.factors), 1.0]), Meta(modality=modality)),
         task,
         config,
         monitor=lambda i, out: curve.append(psnr(out, clean, data_range)),

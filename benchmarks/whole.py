@@ -92,7 +92,7 @@ def child(args) -> None:
             stages.append((event.name, time.time() - started))
         printer(event)
 
-    volume = Volume(degraded, np.eye(4), Meta(modality=args.modality))
+    volume = Volume(degraded, nib.load(args.degraded).affine, Meta(modality=args.modality))
     plan = memory_plan(volume, task, config)
     result = restore(volume, task, config, progress=progress)
     seconds = time.time() - started
@@ -124,8 +124,10 @@ def child(args) -> None:
 
 
 def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, data_range, args):
-    nib.save(nib.Nifti1Image(clean, np.eye(4)), folder / "clean.nii")
-    nib.save(nib.Nifti1Image(degraded, np.eye(4)), folder / "degraded.nii")
+    spacing = np.array([1.0, 1.0, 1.5 if factors[2] > 1 else 1.0])  # mni-sr: 1.5 mm slices
+    nib.save(nib.Nifti1Image(clean, np.diag([*spacing, 1.0])), folder / "clean.nii")
+    thick = np.diag([*(spacing * factors), 1.0])  # the acquired grid: 6 mm slices for mni-sr
+    nib.save(nib.Nifti1Image(degraded, thick), folder / "degraded.nii")
     started = time.time()
     command = [
         sys.executable, __file__, "child", "--clean", str(folder / "clean.nii"),

@@ -82,6 +82,13 @@ def _add_restore_commands(commands) -> None:
         required=True,
         help="integer factor per array axis, e.g. 1,1,4 for 4x thinner slices",
     )
+    sr.add_argument(
+        "--sr-method",
+        choices=("auto", "internal", "dip"),
+        help="internal (a network learnt from the scan's own slices, then back-projected), "
+        "dip (anchored deep image prior), or auto (default: internal where the output is too "
+        "large for a whole 3D fit)",
+    )
     inpaint = commands.add_parser("inpaint", help="fill masked voxels with a deep prior")
     add_restore_options(inpaint)
     inpaint.add_argument(

@@ -156,6 +156,7 @@ def _prepare(args: argparse.Namespace):
         device=args.device,
         seed=args.seed,
         memory_gb=args.memory_gb,
+        sr_method=getattr(args, "sr_method", None),
         **{"fit.max_iters": args.max_iters},
     )
     volume = read_volume(args.input, series=args.series, volume=args.volume)
@@ -250,6 +251,11 @@ def _derivation(command: str, result) -> str:
             f"dipmed {__version__} {command}: Deep Image Prior, guided ({d['guide']} guide, "
             f"{d['members']} SURE-trained BasicUNet members, returned: {d['chosen']}), "
             f"noise sigma {result.sigma:.4g}"
+        )
+    if result.method == "internal":
+        return (
+            f"dipmed {__version__} {command}: internal learning from the scan's own slices "
+            f"(2D BasicUNet, {result.fit.iterations} steps), back-projected onto them"
         )
     return (
         f"dipmed {__version__} {command}: Deep Image Prior ({result.mode.upper()} "

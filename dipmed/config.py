@@ -16,6 +16,7 @@ import yaml
 from dipmed.errors import InputError
 from dipmed.restoration.fit import FitSettings
 from dipmed.restoration.guided import GuidedSettings
+from dipmed.restoration.internal_sr import InternalSettings
 from dipmed.restoration.networks import NetworkConfig
 
 
@@ -34,11 +35,14 @@ class RestoreConfig:
     stop_tau: float = 0.85  # discrepancy: stop at misfit <= tau * sigma^2 (see stopping.py)
     stop_patience: int = 100  # variance: epochs without a new minimum before stopping
     slice_profile: str = "box"  # super-resolution slice profile: box | gaussian
+    sr_method: str = "auto"  # super-resolution: internal (learnt from the scan's own slices) | dip
+    # | auto (internal where the output is too large for a whole 3D fit, else dip)
     anchor: str = "tv"  # denoising anchor: tv (edge-preserving) | gaussian | none (plain DIP)
     anchor_sigma: float = 0.0  # gaussian anchor std in voxels; 0: chosen from the noise
     network: NetworkConfig = field(default_factory=NetworkConfig)
     fit: FitSettings = field(default_factory=FitSettings)
     guided: GuidedSettings = field(default_factory=GuidedSettings)
+    internal: InternalSettings = field(default_factory=InternalSettings)
 
     def __post_init__(self) -> None:
         _choice("method", self.method, ("guided", "dip"))
@@ -49,6 +53,7 @@ class RestoreConfig:
         _choice("loss", self.loss, ("mse", "l1", "rician"))
         _choice("stop", self.stop, ("discrepancy", "variance", "none"))
         _choice("slice_profile", self.slice_profile, ("box", "gaussian"))
+        _choice("sr_method", self.sr_method, ("auto", "internal", "dip"))
         _choice("slice_axis", self.slice_axis, (-1, 0, 1, 2))
         _choice("anchor", self.anchor, ("tv", "gaussian", "none"))
         if (
@@ -61,11 +66,15 @@ class RestoreConfig:
             or self.guided.members < 1
             or self.guided.iterations < 0
             or self.guided.patch < 32
+            or self.internal.steps < 1
+            or self.internal.batch < 1
+            or self.internal.patch < 16
         ):
             raise InputError(
                 "anchor_sigma, noise_sigma, memory_gb and checkpoint_s must be >= 0, stop_tau > 0, "
                 "fit.max_iters >= 1, guided.members >= 1, guided.iterations >= 0 and "
-                "guided.patch >= 32"
+                "guided.patch >= 32, internal.steps >= 1, internal.batch >= 1 and "
+                "internal.patch >= 16"
             )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 RESIDUAL_CORRELATION_LIMIT = 0.15  # |r| above this: the residual holds visible anatomy
 WHITENESS_LIMIT = 0.85  # below: a good part of the residual is smooth structure, not noise
 RESIDUAL_STD_LIMITS = (0.5, 1.3)  # denoising: residual std / noise sigma outside: suspicious
+MISFIT_MARGIN = 1.5  # internal sr: a misfit above this x the level after back-projection
 EARLY_STOP_ITERATIONS = 5  # a result from this early is essentially the baseline
 
 
@@ -19,6 +20,8 @@ def flags(report: dict) -> list[dict]:
 def _stop_flags(fit: dict) -> list[dict]:
     if fit["rule"]["name"] == "sure":
         return _risk_flags(fit["rule"])
+    if fit["rule"]["name"] == "internal":
+        return _internal_flags(fit["rule"])
     if fit["stop_reason"] == "max_iters" and fit["rule"]["name"] != "none":
         return [
             _flag(
@@ -43,6 +46,19 @@ def _stop_flags(fit: dict) -> list[dict]:
                 "time_limit",
                 f"stopped by the time limit after {fit['iterations']} "
                 "iterations; the result may be under-fitted",
+            )
+        ]
+    return []
+
+
+def _internal_flags(rule: dict) -> list[dict]:
+    if rule["rms_misfit"] > MISFIT_MARGIN * rule["threshold_rms_misfit"]:
+        return [
+            _flag(
+                "not_consistent",
+                f"the result misses the measured slices by {rule['rms_misfit']:.3g} (rms), "
+                f"more than {MISFIT_MARGIN} x the level {rule['threshold_rms_misfit']:.3g}; "
+                "compare with the baseline (cubic) row",
             )
         ]
     return []

@@ -3,7 +3,7 @@ residual, the fit, and provenance. Arrays in, plain data out."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +149,7 @@ def _fit(run: Run) -> dict:
         "stop_iteration": fit.iterations if fit.stop_reason == "rule" else None,
         "best_iteration": fit.best_iteration,
         "stop_reason": fit.stop_reason,
-        "rule": _risk_rule(r) if r.method == "guided" else _rule(config, r),
+        "rule": _RULES.get(r.method, _rule)(config, r),
         "seconds": fit.seconds,
         "seconds_per_iteration": fit.seconds / max(fit.iterations, 1),
         "device": r.device,
@@ -163,7 +163,7 @@ def _fit(run: Run) -> dict:
     }
 
 
-def _risk_rule(r) -> dict:
+def _risk_rule(config: RestoreConfig, r) -> dict:
     """Guided denoising: the candidate with the lowest SURE (stabilised units; input = 1)."""
     d = r.details
     return {
@@ -198,6 +198,18 @@ def _rule(config: RestoreConfig, r) -> dict:
             "fit_sigma": float(sigma),
         }
     return rule
+
+
+def _internal_rule(config: RestoreConfig, r) -> dict:
+    """Internal-learning sr: a fixed number of steps, then back-projection onto the
+    measured slices down to the discrepancy level."""
+    rule = _rule(replace(config, stop="discrepancy"), r)
+    rule["name"] = "internal"
+    rule["rms_misfit"] = float(np.sqrt(max(r.fit.misfits[-1], 0.0))) * r.normaliser.scale
+    return rule
+
+
+_RULES = {"guided": _risk_rule, "internal": _internal_rule}
 
 
 def _curve(losses: np.ndarray, rms_misfit: np.ndarray) -> dict:

@@ -18,6 +18,8 @@ ANCHORS = {
 def methods(report: dict) -> str:
     if report["fit"]["rule"]["name"] == "sure":
         return _guided(report)
+    if report["fit"]["rule"]["name"] == "internal":
+        return _internal(report)
     fit, config = report["fit"], report["provenance"]["config"]
     net = config["network"]
     versions = report["provenance"]["versions"]
@@ -74,6 +76,28 @@ def _guided(report: dict) -> str:
         f"their mean gave the final estimate. Of the input, the guide and the final estimate, "
         f"the one with the lowest SURE was returned: {rule['chosen']} (SURE per voxel "
         f"{rule['risk_' + rule['chosen']]:.3f}; the input scores 1). Random seed "
+        f"{config['seed']}; {fit['seconds']:.1f} s on {fit['device']} (PyTorch "
+        f"{versions['torch']}, MONAI {versions['monai']})."
+    )
+
+
+def _internal(report: dict) -> str:
+    fit, config, noise = report["fit"], report["provenance"]["config"], report["noise"]
+    rule, versions, internal = fit["rule"], report["provenance"]["versions"], config["internal"]
+    return (
+        f"The volume was super-resolved across its slices by internal learning with dipmed "
+        f"{versions['dipmed']}, with no training data (after ZSSR, Shocher et al., CVPR 2018, "
+        f"and SMORE, Zhao et al., 2020): the scan's own slices, resampled to the output's "
+        f"slice spacing, were degraded along one in-plane axis by the {config['slice_profile']} "
+        f"slice profile and interpolated back (cubic), and a randomly initialised 2D MONAI "
+        f"BasicUNet (instance normalisation, residual output) learned to undo that, "
+        f"{fit['iterations']} Adam steps (learning rate {internal['learning_rate']}, "
+        f"{internal['batch']} patches of {internal['patch']} voxels per step, L1 loss). It "
+        f"was applied to the cubic interpolation of the volume on the planes across the "
+        f"slices (two orientations, averaged), and the result was back-projected onto the "
+        f"measured slices (Irani and Peleg 1991) until its rms misfit reached "
+        f"{rule['threshold_rms_misfit']:.4g} {noise['units']} (it ended at "
+        f"{rule['rms_misfit']:.4g}). {_denoised_first(rule, noise['units'])}Random seed "
         f"{config['seed']}; {fit['seconds']:.1f} s on {fit['device']} (PyTorch "
         f"{versions['torch']}, MONAI {versions['monai']})."
     )

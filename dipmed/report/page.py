@@ -66,6 +66,11 @@ def _headline(report: dict) -> str:
         if fit["stop_iteration"]
         else f"ran to the {fit['stop_reason'].replace('_', ' ')} ({fit['iterations']} iterations)"
     )
+    if fit["rule"]["name"] == "internal":
+        stop = (
+            f"learnt from its own slices for {fit['iterations']} steps, then back-projected "
+            f"onto them (rms misfit {fit['rule']['rms_misfit']:.3g})"
+        )
     if fit["rule"]["name"] == "sure":
         stop = (
             f"returned the {fit['rule']['chosen']} estimate, the lowest risk (SURE) of "

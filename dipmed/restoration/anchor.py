@@ -95,14 +95,14 @@ def sr_anchor(
 
     level = _BACKPROJECT_LEVEL * noise_sigma**2
     if backproject and noise_sigma > 0 and misfit(up) > level:
-        return _backproject(up, measured, operator, level)
+        return project_onto(up, measured, operator, level)
     sigma_vox = _narrowest(
         (0.0, *_SIGMA_CANDIDATES_VOX), lambda s: misfit(_smooth(up, s)), noise_sigma
     )
     return _smooth(up, sigma_vox)
 
 
-def _backproject(x: np.ndarray, measured, operator, level: float) -> np.ndarray:
+def project_onto(x: np.ndarray, measured, operator, level: float) -> np.ndarray:
     """x <- x + t up(y - A(x)) until the misfit reaches `level` (t = 1; the last step
     shortened: the misfit is quadratic in t)."""
     for _ in range(_BACKPROJECT_STEPS):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -11,8 +12,8 @@ import torch
 
 from dipmed.config import RestoreConfig
 from dipmed.errors import InputError
-from dipmed.restoration import memory
-from dipmed.restoration.anchor import make_anchor
+from dipmed.restoration import internal_sr, memory
+from dipmed.restoration.anchor import make_anchor, project_onto
 from dipmed.restoration.checkpoint import Checkpoint
 from dipmed.restoration.events import Report, Stage
 from dipmed.restoration.fit import FitResult, fit
@@ -117,6 +118,21 @@ def restore(
         measured = normaliser.forward(first.volume.array)
         details = {**first.details, "denoised_first": True, "fit_sigma": fit_sigma}
         details.pop("candidates")
+    if task.kind == "sr" and _use_internal(volume, task, config, out_shape, device):
+        noise = (sigma, estimated, fit_sigma)
+        return _internal(
+            volume,
+            task,
+            config,
+            measured,
+            normaliser,
+            noise,
+            details,
+            device,
+            progress=progress,
+            checkpoint=checkpoint,
+            before_s=first and first.fit.seconds,
+        )
     loss_name = config.loss
     generator = torch.Generator().manual_seed(config.seed)
     # the baseline is always computed (reports compare with it); plain DIP ignores it
@@ -181,6 +197,86 @@ def restore(
         axis,
         loss_name,
         str(device),
+        details=details,
+    )
+
+
+def _use_internal(volume: Volume, task: Task, config: RestoreConfig, out_shape, device) -> bool:
+    """Internal-learning sr: asked for, or (auto) where a whole 3D fit is too large."""
+    if config.sr_method == "dip":
+        return False
+    fits = internal_sr.applies(volume.shape, task.factors, volume.spacing)
+    if config.sr_method == "internal" and not fits:
+        raise InputError(
+            "sr_method internal needs exactly one downsampled axis and slices of at least 32 "
+            "voxels at the output's spacing; use sr_method: dip (--sr-method dip) for this volume"
+        )
+    return fits and (
+        config.sr_method == "internal" or np.prod(out_shape) > _max_3d_voxels(device, config)
+    )
+
+
+def _internal(
+    volume,
+    task,
+    config,
+    measured,
+    normaliser,
+    noise,
+    details,
+    device,
+    *,
+    progress,
+    checkpoint,
+    before_s,
+) -> Restoration:
+    """sr by `internal_sr`, then back-projected onto the measured slices down to the
+    discrepancy level (tau x the noise variance; noise-free slices: agreement)."""
+    sigma, estimated, fit_sigma = noise
+    operator = make_operator(task, config)
+    start = time.perf_counter()
+    with checkpoint.deferring_stops() if checkpoint else nullcontext():
+        learnt, losses = internal_sr.internal_sr(
+            measured,
+            task.factors,
+            volume.spacing,
+            config.internal,
+            profile=config.slice_profile,
+            network=config.network,
+            seed=config.seed,
+            device=device,
+            progress=progress,
+            checkpoint=checkpoint,
+        )
+    if progress:
+        progress(Stage("back-projection onto the measured slices"))
+    level = config.stop_tau * (fit_sigma / normaliser.scale) ** 2
+    output = project_onto(learnt, measured, operator, level)
+    misfit = float(np.mean((apply(operator, output) - measured) ** 2))
+    steps = len(losses)
+    result = FitResult(
+        output=output,
+        best_iteration=steps,
+        iterations=steps,
+        stop_reason="steps",
+        seconds=time.perf_counter() - start + (before_s or 0.0),
+        losses=losses,
+        misfits=np.full(steps, misfit),
+    )
+    restored = normaliser.inverse(output)
+    return Restoration(
+        volume.with_array(restored, refine_affine(volume.affine, task.factors)),
+        normaliser.inverse(internal_sr.upsample_cubic(measured, task.factors)),
+        apply(operator, restored).astype(np.float32),
+        normaliser,
+        result,
+        sigma,
+        estimated,
+        "2d",
+        internal_sr.slice_axis(task.factors),
+        "l1",
+        str(device),
+        "internal",
         details=details,
     )
 
