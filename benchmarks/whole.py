@@ -93,7 +93,7 @@ def child(args) -> None:
         printer(event)
 
     volume = Volume(degraded, nib.load(args.degraded).affine, Meta(modality=args.modality))
-    plan = memory_plan(volume, task, config)
+    plan = memory_plan(volume, task, config) if task.kind == "denoise" else None
     result = restore(volume, task, config, progress=progress)
     seconds = time.time() - started
     printer.close()

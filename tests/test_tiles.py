@@ -100,7 +100,7 @@ def test_the_memory_plan_picks_a_smaller_patch_for_a_smaller_budget():
     roomy = memory.plan(shape, 64, 16.0, cpu)
     tight_gb = memory.predict(int(np.prod(shape)), 32) / memory.GB + 0.01
     tight = memory.plan(shape, 64, tight_gb, cpu)
-    assert roomy.patch == 64 and tight.patch == 32
+    assert roomy.patch == 64 and tight.patch < 64  # 48: the filter stages set the peak
     assert tight.predicted_gb <= tight_gb < roomy.predicted_gb
 
 

@@ -140,7 +140,10 @@ def guided_denoise(
                 m, u, guide, model, settings, network, seed, device, progress, checkpoint, fit_at
             )
         members.append(member)
-        change_sum = change_sum + change
+        if isinstance(change_sum, np.ndarray):
+            change_sum += change  # in place: one whole-volume array less at the peak
+        else:
+            change_sum = change
         losses.append(curve)
         del member, change, done
     # the members' mean ("prior") and the Wiener stage piloted by it ("final")

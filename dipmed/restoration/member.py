@@ -64,7 +64,7 @@ def fit_member(
 
     def back(t):
         a = t[0, 0].detach().cpu().numpy()
-        return (np.flip(a, dims) if dims else a).copy()
+        return np.flip(a, dims).copy() if dims else a  # unflipped: the tensor's own memory
 
     U, G = flipped(u), flipped(guide)
     scale = float(U.abs().max()) or 1.0
@@ -95,12 +95,15 @@ def fit_member(
         for k in range(2)
     ]
     with torch.no_grad():
-        shifted = U + probe_step * flipped(probe)
+        # in place where it can be: each whole-volume temporary counts at the peak
+        shifted = flipped(probe).mul(probe_step).add_(U)
         change = render(correction, shifted, size, device=device, report=counts[0])
+        del shifted
         plain = render(correction, U, size, device=device, report=counts[1])
         change -= plain
         if not whole:
-            out = G + plain
+            out = plain.add_(G)
+        del plain, U, G
     return back(out), back(change), np.asarray(losses)
 
 

@@ -387,7 +387,7 @@ def _run_guided(volume, model, modality, settings, config, device, progress, che
             progress(Stage("guided result: taken from the checkpoint"))
         return saved
     result = guided_denoise(
-        volume.array.astype(np.float32),
+        np.asarray(volume.array, dtype=np.float32),  # no copy: Volume holds float32
         model,
         "MR" if modality == "MR" else "CT",
         settings,

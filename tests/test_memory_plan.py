@@ -1,0 +1,42 @@
+"""The memory plan against the peaks measured by the benchmarks (committed JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dipmed.restoration import memory
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+TOLERANCE = 0.25  # the issue's bound; the model meets the points below within 8 %
+
+
+def _measured() -> list[tuple[str, int, int, bool, float]]:
+    """(what, voxels, patch, step on the host, measured peak GB) of every measurement."""
+    out = []
+    for row in json.loads((BENCHMARKS / "results-memory.json").read_text()):
+        if row["kind"] == "volume":  # guided denoising of size^3 with 32^3 patches
+            out.append((f"{row['size']}^3", row["size"] ** 3, 32, True, row["peak_gb"]))
+    for key, case in json.loads((BENCHMARKS / "results-whole.json").read_text()).items():
+        plan = case["dipmed"].get("plan")
+        if plan and max(case["factors"]) == 1:
+            voxels = int(np.prod(case["shape_in"]))
+            on_host = "@gpu" not in key
+            out.append((key, voxels, plan["patch"], on_host, case["dipmed"]["peak_rss_gb"]))
+    return out
+
+
+@pytest.mark.parametrize(("what", "voxels", "patch", "on_host", "peak_gb"), _measured())
+def test_the_plan_predicts_the_measured_peak_within_25_percent(
+    what, voxels, patch, on_host, peak_gb
+):
+    predicted = memory.predict(voxels, patch, step_on_host=on_host) / memory.GB
+    assert abs(predicted / peak_gb - 1) <= TOLERANCE, (what, predicted, peak_gb)
+
+
+def test_the_whole_volumes_are_among_the_measurements():
+    names = [m[0] for m in _measured()]
+    assert {"mni-denoise", "ct", "160^3"} <= set(names)
