@@ -244,10 +244,13 @@ def main() -> None:
     results = json.loads(path.read_text()) if path.exists() else {}
     gpu = torch.cuda.get_device_name() if dipmed.get("device", "").startswith("cuda") else None
     key = args.case if gpu is None else f"{args.case}@gpu-{args.precision}"
+    if not args.peers:  # --no-peers keeps the peers measured before on the same input
+        peers = results.get(key, {}).get("peers", [])
     results[key] = {
         "shape_in": list(degraded.shape), "shape_out": list(clean.shape),
         "modality": modality, "factors": list(factors), "sigma_true": sigma,
         "threads": args.threads, "dipmed": dipmed, "peers": peers,
+        **({"peers_from": "an earlier run (--no-peers)"} if not args.peers and peers else {}),
         "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}"
         + (f", {gpu}" if gpu else ""),
     }  # fmt: skip
