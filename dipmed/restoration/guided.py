@@ -25,7 +25,10 @@ Arrays in, arrays out (image units). Steps:
    lesion); this returns it (benchmark crop, 6 lesions at Rician 5 %: 0.24 -> 0.52 of the
    contrast kept, +0.08 dB) and leaves noise alone (pure noise: 0.2 % of the voxels,
    0.1 % of its energy; lesion-free MNI 9 % and CT crops: no voxel, +0.000 dB).
-7. Uncertainty, in image units per voxel: the square root of the local risk (the SURE
+7. MR background: where the noisy magnitude's local mean is consistent with no signal
+   (Rayleigh) and the estimate is low, the estimate is 0 (`background`), and so is its
+   uncertainty (the data's test stands there; the error of true air is then 0).
+8. Uncertainty, in image units per voxel: the square root of the local risk (the SURE
    terms of the returned estimate averaged over a 2-voxel Gaussian) plus the variance
    across the members.
 """
@@ -40,6 +43,7 @@ import torch
 from scipy.ndimage import binary_dilation, gaussian_filter
 
 from dipmed.restoration import collaborative
+from dipmed.restoration.background import no_signal
 from dipmed.restoration.checkpoint import Checkpoint
 from dipmed.restoration.events import Progress, Report, Stage, stage_parts
 from dipmed.restoration.member import correlate, fit_member
@@ -181,13 +185,20 @@ def guided_denoise(
     else:
         estimate = estimate + significant_residual(u - estimate, model)
     restored = stabiliser.inverse(estimate) if chosen != "input" else noisy.astype(np.float32)
+    air = None
+    if stabiliser.rician and chosen != "input":  # air: where the data say no signal, 0
+        air = no_signal(noisy, restored, model.sigma)
+        restored[air] = 0.0
     spread = _spread([stabiliser.inverse(x) for x in members]) if len(members) > 1 else 0.0
     local = gaussian_filter(terms, _LOCAL_RISK_VOX).clip(min=0) * stabiliser.slope(estimate) ** 2
     del terms
+    uncertainty = np.sqrt(local + spread).astype(np.float32)
+    if air is not None:  # the test's decision stands there: no signal, no error expected
+        uncertainty[air] = 0.0
     guide_image = stabiliser.inverse(guide)
     return GuidedResult(
         estimate=restored,
-        uncertainty=np.sqrt(local + spread).astype(np.float32),
+        uncertainty=uncertainty,
         guide=guide_image,
         chosen=chosen,
         risks=risks,
