@@ -87,6 +87,24 @@ def test_the_super_resolution_fit_resumes_after_sigkill(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_internal_super_resolution_resumes_after_sigkill(tmp_path):
+    """sr by internal learning keeps its training's state (weights, optimiser, sampler)."""
+    clean = gaussian_filter(mr_phantom((40, 40, 16)), 1.0).astype(np.float32)
+    thick = tmp_path / "thick.nii.gz"
+    nib.save(nib.Nifti1Image(clean[..., ::4], np.diag([1.0, 1.0, 4.0, 1.0])), thick)
+    config = tmp_path / "quick.yaml"
+    config.write_text("checkpoint_s: 0\nsr_method: internal\ninternal: {steps: 30, batch: 2}\n")
+    sr = ("sr", "--factor", "1,1,4")
+    plain, out = tmp_path / "plain.nii.gz", tmp_path / "resumed.nii.gz"
+    _run(thick, plain, config, *sr)
+    code, _, path = _interrupt(thick, out, config, "internal", signal.SIGKILL, *sr)
+    assert code == -signal.SIGKILL and path.exists() and not out.exists()
+    done = _run(thick, out, config, *sr)
+    assert "internal sr: resuming from step" in done.stderr and not path.exists()
+    a, b = (nib.load(p).get_fdata() for p in (plain, out))
+    np.testing.assert_array_equal(a, b)
+
+
 def test_a_checkpoint_from_another_input_is_refused_and_left_alone(tmp_path, capsys, mr_pair):
     _, noisy = mr_pair
     out = tmp_path / "out.nii.gz"

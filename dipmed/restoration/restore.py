@@ -235,6 +235,10 @@ def _internal(
     sigma, estimated, fit_sigma = noise
     operator = make_operator(task, config)
     start = time.perf_counter()
+    saved = checkpoint.get("internal") if checkpoint else None
+    if saved is not None and progress:
+        progress(Stage(f"internal sr: resuming from step {saved['step']}"))
+    del saved
     with checkpoint.deferring_stops() if checkpoint else nullcontext():
         learnt, losses = internal_sr.internal_sr(
             measured,
