@@ -15,12 +15,12 @@ fresh processes (benchmarks/README.md, "Memory plan"): steps on 32 / 48 / 64 / 8
 96^3 / 128^3 / 160^3 volumes (32^3 patches, the filter phase) at 1.22 / 1.53 / 1.77 /
 1.95 GB (24 arrays per voxel between the last two); whole MNI (197x233x189) and whole
 head CT (256x256x108) with 64^3 patches (the fitting phase) at 2.44 and 2.26 GB, 33
-arrays over the step's peak for both; with fewer temporaries in a member's rendering the
-head CT peaked at 2.14 GB (29 arrays, or the filter phase). The model meets every measured
-peak within 9 % (`tests/test_memory_plan.py` checks it against the committed
-measurements). On a GPU
-the step's share lives in GPU memory; the host keeps the import's 0.23 GB and the CUDA
-runtime's 0.5 GB (an H200 run: 2.92 GB whole MNI, 2.68 GB whole CT, within 3 %).
+arrays over the step's peak for both; with fewer temporaries in a member's rendering
+they peaked at 2.19 and 2.14 GB (29 arrays, or the filter phase). The model meets every
+measured peak within 9 % (`tests/test_memory_plan.py` checks it against the committed
+measurements). On a GPU the step's share lives in GPU memory; the host keeps the
+import's 0.23 GB and the CUDA runtime's 0.5 GB (an H200 run: 2.92 GB whole MNI, 2.68 GB
+whole CT, within 5 %).
 
 `plan` picks the largest patch side, up to the one asked for, whose prediction fits the
 budget (default: 80 % of the memory available now, or `--memory-gb`); a volume that does
