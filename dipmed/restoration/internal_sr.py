@@ -85,8 +85,8 @@ def internal_sr(
     generator = torch.Generator().manual_seed(seed)
     losses, first = _resume(checkpoint, net, optimizer, generator)
     start = time.perf_counter()
-    side = min(settings.patch, *(min(a.shape) for a, _ in pairs))
-    side = max(16, side // 16 * 16) if side >= 16 else side
+    # a multiple of 16 (the network's grid); `applies` keeps the slices >= 32
+    side = max(16, min(settings.patch, *(min(a.shape) for a, _ in pairs)) // 16 * 16)
     for step in range(first, settings.steps + 1):
         inputs, targets = _batch(pairs, settings.batch, side, generator)
         inputs, targets = inputs.to(device), targets.to(device)
