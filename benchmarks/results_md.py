@@ -27,7 +27,9 @@ def write_results(folder: Path) -> None:
         "",
     ]
     for path in sorted(folder.glob("results-*.json")):
-        parts += _render(json.loads(path.read_text()))
+        report = json.loads(path.read_text())
+        if isinstance(report, dict) and "size" in report:  # a crop preset (run.py)
+            parts += _render(report)
     if not (folder / "results-full.json").exists():
         parts += [
             "## Preset `full` (GPU)",
