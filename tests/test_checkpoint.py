@@ -69,40 +69,40 @@ def test_sigterm_then_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, 
     np.testing.assert_array_equal(a, b)
 
 
-def test_the_super_resolution_fit_resumes_after_sigkill(tmp_path):
-    """The plain DIP fit (sr of noise-free thick slices) keeps its loop's state too."""
-    clean = gaussian_filter(mr_phantom((32, 28, 24)), 1.0).astype(np.float32)
+def _sr_resumes_after_sigkill(tmp_path, shape, factor, settings, key, counter, resumed):
+    """Run sr whole, then SIGKILL it once `key` is saved at `counter` >= 5 and rerun: the
+    log says `resumed`, the checkpoint is gone and the output equals the whole run's."""
+    clean = gaussian_filter(mr_phantom(shape), 1.0).astype(np.float32)
     thick = tmp_path / "thick.nii.gz"
-    nib.save(nib.Nifti1Image(clean[..., ::2], np.diag([1.0, 1.0, 2.0, 1.0])), thick)
+    affine = np.diag([1.0, 1.0, float(factor), 1.0])
+    nib.save(nib.Nifti1Image(clean[..., ::factor], affine), thick)
     config = tmp_path / "quick.yaml"
-    config.write_text("checkpoint_s: 0\nfit: {max_iters: 40}\nstop: none\n")
-    sr = ("sr", "--factor", "1,1,2")
+    config.write_text(f"checkpoint_s: 0\n{settings}")
+    sr = ("sr", "--factor", f"1,1,{factor}")
     plain, out = tmp_path / "plain.nii.gz", tmp_path / "resumed.nii.gz"
     _run(thick, plain, config, *sr)
-    code, _, path = _interrupt(thick, out, config, "fit", signal.SIGKILL, *sr, counter="iteration")
+    code, _, path = _interrupt(thick, out, config, key, signal.SIGKILL, *sr, counter=counter)
     assert code == -signal.SIGKILL and path.exists() and not out.exists()
     done = _run(thick, out, config, *sr)
-    assert "fit: resuming from iteration" in done.stderr and not path.exists()
+    assert resumed in done.stderr and not path.exists()
     a, b = (nib.load(p).get_fdata() for p in (plain, out))
     np.testing.assert_array_equal(a, b)
+
+
+def test_the_super_resolution_fit_resumes_after_sigkill(tmp_path):
+    """The plain DIP fit (sr of noise-free thick slices) keeps its loop's state too."""
+    settings = "fit: {max_iters: 40}\nstop: none\n"
+    _sr_resumes_after_sigkill(
+        tmp_path, (32, 28, 24), 2, settings, "fit", "iteration", "fit: resuming from iteration"
+    )
 
 
 def test_internal_super_resolution_resumes_after_sigkill(tmp_path):
     """sr by internal learning keeps its training's state (weights, optimiser, sampler)."""
-    clean = gaussian_filter(mr_phantom((40, 40, 16)), 1.0).astype(np.float32)
-    thick = tmp_path / "thick.nii.gz"
-    nib.save(nib.Nifti1Image(clean[..., ::4], np.diag([1.0, 1.0, 4.0, 1.0])), thick)
-    config = tmp_path / "quick.yaml"
-    config.write_text("checkpoint_s: 0\nsr_method: internal\ninternal: {steps: 30, batch: 2}\n")
-    sr = ("sr", "--factor", "1,1,4")
-    plain, out = tmp_path / "plain.nii.gz", tmp_path / "resumed.nii.gz"
-    _run(thick, plain, config, *sr)
-    code, _, path = _interrupt(thick, out, config, "internal", signal.SIGKILL, *sr)
-    assert code == -signal.SIGKILL and path.exists() and not out.exists()
-    done = _run(thick, out, config, *sr)
-    assert "internal sr: resuming from step" in done.stderr and not path.exists()
-    a, b = (nib.load(p).get_fdata() for p in (plain, out))
-    np.testing.assert_array_equal(a, b)
+    settings = "sr_method: internal\ninternal: {steps: 30, batch: 2}\n"
+    _sr_resumes_after_sigkill(
+        tmp_path, (40, 40, 16), 4, settings, "internal", "step", "internal sr: resuming from step"
+    )
 
 
 def test_a_checkpoint_from_another_input_is_refused_and_left_alone(tmp_path, capsys, mr_pair):

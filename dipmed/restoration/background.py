@@ -29,7 +29,3 @@ def no_signal(noisy: np.ndarray, estimate: np.ndarray, sigma: float) -> np.ndarr
     limit = sigma * (np.sqrt(np.pi / 2.0) + Z * spread)
     return (mean < limit) & (estimate < LOW * sigma)
 
-
-def zero_background(noisy: np.ndarray, estimate: np.ndarray, sigma: float) -> np.ndarray:
-    """`estimate` with the voxels of `no_signal` set to 0 (a new array)."""
-    return np.where(no_signal(noisy, estimate, sigma), 0.0, estimate).astype(np.float32)

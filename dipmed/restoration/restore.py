@@ -102,6 +102,8 @@ def restore(
     operator = make_operator(task, config)
     out_shape = task.output_shape(volume.shape)
     mode, axis = pick_mode(out_shape, task.factors, config, device)
+    # decided (and refused) before any work, the slices' denoising included
+    internal = task.kind == "sr" and _use_internal(volume, task, config, out_shape, device)
     normaliser = Normaliser.of(volume.array)
     measured = normaliser.forward(volume.array)
     model = _sr_noise_model(volume, task, config, progress)
@@ -118,7 +120,7 @@ def restore(
         measured = normaliser.forward(first.volume.array)
         details = {**first.details, "denoised_first": True, "fit_sigma": fit_sigma}
         details.pop("candidates")
-    if task.kind == "sr" and _use_internal(volume, task, config, out_shape, device):
+    if internal:
         noise = (sigma, estimated, fit_sigma)
         return _internal(
             volume,
