@@ -8,7 +8,8 @@ part's peak does not hide another's:
 - volume N: guided denoising of an N-voxel volume with members of a 32^3 patch and 2
   steps, so that the whole-volume arrays and the collaborative filter dominate.
 The fitted constants are what `dipmed/restoration/memory.py` uses; the table goes to
-benchmarks/README.md by hand.
+benchmarks/README.md by hand. `python benchmarks/memory.py volumes` measures the volumes
+again and keeps the steps (they depend on the network only).
 """
 
 from __future__ import annotations
@@ -53,16 +54,23 @@ def measure(kind: str, size: int) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", CHILD, kind, str(size)], capture_output=True, text=True, check=True
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    from dipmed.restoration.memory import MODEL
+
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**row, "model": MODEL} if kind == "volume" else row
 
 
 def main() -> None:
-    rows = [measure("base", 0)]
-    rows += [measure("step", p) for p in (32, 48, 64, 80, 96)]
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results-memory.json")
+    if sys.argv[1:] == ["volumes"]:  # the volumes again (the code changed), the steps kept
+        with open(out) as f:
+            rows = [r for r in json.load(f) if r["kind"] != "volume"]
+    else:
+        rows = [measure("base", 0)]
+        rows += [measure("step", p) for p in (32, 48, 64, 80, 96)]
     rows += [measure("volume", n) for n in (64, 96, 128, 160)]
     for row in rows:
         print(json.dumps(row), flush=True)
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results-memory.json")
     with open(out, "w") as f:
         json.dump(rows, f, indent=1)
 

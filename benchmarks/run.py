@@ -88,7 +88,9 @@ def run_guided(noisy, clean, data_range, modality, device, sigma_true, guide="co
     """Default `dipmed denoise` (its own noise estimate); scores every candidate, and logs
     each candidate's SURE beside its true squared error in the stabilised domain."""
     config = load_config(None, device=device, **{"guided.guide": guide, **GUIDED_OVERRIDES})
-    result = restore(Volume(noisy, np.eye(4), Meta(modality=modality)), Task("denoise"), config)
+    result = restore(
+        Volume(noisy, np.eye(4), Meta(modality=modality)), Task("denoise"), config, candidates=True
+    )
     d = result.details
     candidates = {"input": noisy, **d["candidates"]}
     eligible = ("input", "guide", "final")  # "prior" is logged, never returned

@@ -3,7 +3,9 @@
 CASE: mni-denoise (the whole MNI T1, Rician 5 %), mni-sr (the MNI T1 resampled to 1.5 mm
 slices is the reference; 6 mm slices, box-averaged by 4, are the input of `--factor 1,1,4`),
 ct (the whole head CT, Gaussian 20 HU) or ct-big (a 512x512x300 CT made from it by
-trilinear zoom, Gaussian 20 HU).
+trilinear zoom, Gaussian 20 HU); ct-crop (96x96x48 of it) checks the script in a minute.
+`--cli` runs the dipmed command itself (files, checkpoint, report and uncertainty map
+included) instead of `restore` in a child: what a user's run costs.
 
 dipmed runs in a child process with its default settings, as `dipmed denoise` / `sr` would
 (the same `restore` call and progress printer; the candidates are scored too): seconds to
@@ -34,7 +36,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 DATA = Path(os.environ.get("DIPMED_DATA", HERE.parent.parent / "shared" / "data"))
-CASES = ("mni-denoise", "mni-sr", "ct", "ct-big")
+CASES = ("mni-denoise", "mni-sr", "ct", "ct-big", "ct-crop")
 
 
 def make_case(name: str, rng: np.random.Generator):
@@ -60,6 +62,8 @@ def make_case(name: str, rng: np.random.Generator):
         from scipy.ndimage import zoom
 
         ct = zoom(ct, [512 / ct.shape[0], 512 / ct.shape[1], 300 / ct.shape[2]], order=1)
+    if name == "ct-crop":  # a minute's check of this script
+        ct = ct[80:176, 80:176, 30:78]
     clean = ct.astype(np.float32)
     noisy = (clean + rng.normal(0, 20.0, clean.shape)).astype(np.float32)
     mask = clean > -500  # the head
@@ -84,7 +88,12 @@ def child(args) -> None:
     degraded = nib.load(args.degraded).get_fdata(dtype=np.float32)
     factors = tuple(int(f) for f in args.factors.split(","))
     task = Task("sr" if max(factors) > 1 else "denoise", factors=factors)
-    config = load_config(None, device=args.device, **{"guided.precision": args.precision})
+    config = load_config(
+        None,
+        device=args.device,
+        sr_method=args.sr_method,
+        **{"guided.precision": args.precision},
+    )
     stages = []
 
     def progress(event):
@@ -94,7 +103,7 @@ def child(args) -> None:
 
     volume = Volume(degraded, nib.load(args.degraded).affine, Meta(modality=args.modality))
     plan = memory_plan(volume, task, config) if task.kind == "denoise" else None
-    result = restore(volume, task, config, progress=progress)
+    result = restore(volume, task, config, progress=progress, candidates=True)
     seconds = time.time() - started
     printer.close()
     clean = nib.load(args.clean).get_fdata(dtype=np.float32)
@@ -134,8 +143,17 @@ def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, dat
         "--degraded", str(folder / "degraded.nii"), "--modality", modality,
         "--factors", ",".join(map(str, factors)), "--range", str(data_range),
         "--mask-above", str(mask_above), "--threads", str(args.threads), "--started", str(started),
-        "--device", args.device, "--precision", args.precision,
+        "--device", args.device, "--precision", args.precision, "--sr-method", args.sr_method,
     ]  # fmt: skip
+    if args.cli:  # what a user runs: the command, its files, report and checkpoint included
+        (folder / "degraded.json").write_text(json.dumps({"Modality": modality}))
+        kind = ["sr", "--factor", ",".join(map(str, factors))] if max(factors) > 1 else ["denoise"]
+        command = [
+            sys.executable, "-m", "dipmed", *kind, str(folder / "degraded.nii"),
+            str(folder / "restored.nii"), "--threads", str(args.threads), "--device", args.device,
+            "--report", str(folder / "report"),
+            *(["--uncertainty", str(folder / "uncertainty.nii")] if max(factors) == 1 else []),
+        ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
 
@@ -144,23 +162,86 @@ def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, dat
             lines.append((time.time() - started, line.rstrip()))
             sys.stderr.write(f"[{lines[-1][0]:7.1f}s] {line}")
 
+    peaks: dict[str, float] = {}  # the child's RSS, sampled, by the stage it was in
+
+    def sample():
+        while proc.poll() is None:
+            stage = _stage_of(lines[-1][1]) if lines else "start"
+            peaks[stage] = max(peaks.get(stage, 0.0), _rss_gb(proc.pid))
+            time.sleep(0.2)
+
     reader = threading.Thread(target=read)
     reader.start()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     stdout = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     reader.join()
     if proc.returncode != 0:
         raise SystemExit(f"dipmed child failed ({proc.returncode})")
-    out = json.loads(stdout.strip().splitlines()[-1])
+    out = (
+        _scored_cli(folder, lines, started, args, mask_above, data_range)
+        if args.cli
+        else json.loads(stdout.strip().splitlines()[-1])
+    )
     out["first_line_s"] = lines[0][0] if lines else None
     out["longest_silence_s"] = max(
         (b[0] - a[0] for a, b in zip(lines, lines[1:], strict=False)), default=None
     )
     out["peak_rss_gb"] = usage.ru_maxrss / 2**20  # KiB on Linux
+    out["stage_peaks_gb"] = {k: round(v, 3) for k, v in peaks.items() if v > 0}
     if out.get("plan"):  # the memory plan's prediction against the measured peak
+        from dipmed.restoration.memory import MODEL
+
         out["plan"]["error"] = out["plan"]["predicted_gb"] / out["peak_rss_gb"] - 1
+        out["plan"]["model"] = MODEL  # the memory model (and code) it was measured against
     return out
+
+
+def _rss_gb(pid: int) -> float:
+    """Resident memory of a running process (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(t.split()[1]) for t in f if t.startswith("VmRSS")) / 2**20
+    except (OSError, StopIteration):
+        return 0.0
+
+
+def _stage_of(line: str) -> str:
+    """A progress line's stage: its text after the label, without counts and times."""
+    import re
+
+    text = line.split(": ", 1)[-1]
+    return re.split(r"[,0-9]| elapsed| iteration", text)[0].strip() or "fit"
+
+
+def _scored_cli(folder: Path, lines, started: float, args, mask_above, data_range) -> dict:
+    """The command's output scored in this process (the child is the CLI itself)."""
+    import re
+
+    from dipmed.metrics import psnr
+
+    restored = nib.load(folder / "restored.nii").get_fdata(dtype=np.float32)
+    clean = nib.load(folder / "clean.nii").get_fdata(dtype=np.float32)
+    mask = clean > args.mask_above
+    found = (re.search(r"(\d+)\^3 patches, about ([0-9.]+) GB", t) for _, t in lines)
+    planned = next((m for m in found if m), None)
+    report = json.loads((folder / "report" / "report.json").read_text())
+    return {
+        "command": "dipmed CLI (--report, --uncertainty)",
+        "seconds": time.time() - started,
+        "psnr": psnr(restored, clean, data_range),
+        "psnr_mask": psnr(restored, clean, data_range, mask),
+        "chosen": ((report.get("fit") or {}).get("rule") or {}).get("chosen"),
+        "plan": None
+        if planned is None
+        else {"patch": int(planned.group(1)), "predicted_gb": float(planned.group(2))},
+        "device": args.device,
+        "precision": args.precision,
+        "stages": [(t, text) for t, text in lines if "iteration" not in text][:40],
+        "curve": [],
+    }
 
 
 def run_peers(case, clean, degraded, modality, factors, sigma, mask, data_range, threads):
@@ -214,6 +295,7 @@ def main() -> None:
         parser.add_argument("--threads", type=int, default=2)
         parser.add_argument("--device", default="auto")
         parser.add_argument("--precision", default="fp32")
+        parser.add_argument("--sr-method", default="auto")
         child(parser.parse_args(sys.argv[2:]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -222,6 +304,8 @@ def main() -> None:
     parser.add_argument("--no-peers", dest="peers", action="store_false")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (dipmed's)")
     parser.add_argument("--precision", default="fp32", help="the members' fp32 | bf16")
+    parser.add_argument("--sr-method", default="auto", help="sr: auto | internal | dip")
+    parser.add_argument("--cli", action="store_true", help="run the dipmed command itself")
     args = parser.parse_args()
     import torch
 
@@ -244,6 +328,10 @@ def main() -> None:
     results = json.loads(path.read_text()) if path.exists() else {}
     gpu = torch.cuda.get_device_name() if dipmed.get("device", "").startswith("cuda") else None
     key = args.case if gpu is None else f"{args.case}@gpu-{args.precision}"
+    if args.sr_method != "auto":
+        key += f"-{args.sr_method}"
+    if args.cli:
+        key += "@cli"
     if not args.peers:  # --no-peers keeps the peers measured before on the same input
         peers = results.get(key, {}).get("peers", [])
     results[key] = {

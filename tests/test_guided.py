@@ -118,6 +118,7 @@ def test_bf16_members_match_fp32_on_cpu(brain):
             volume,
             Task("denoise"),
             load_config(None, seed=3, **{**QUICK, "guided.iterations": 20, "guided.precision": p}),
+            candidates=True,
         )
         for p in ("fp32", "bf16")
     }

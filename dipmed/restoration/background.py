@@ -28,4 +28,3 @@ def no_signal(noisy: np.ndarray, estimate: np.ndarray, sigma: float) -> np.ndarr
     spread = np.sqrt(2.0 - np.pi / 2.0) / np.sqrt(WINDOW**3)
     limit = sigma * (np.sqrt(np.pi / 2.0) + Z * spread)
     return (mean < limit) & (estimate < LOW * sigma)
-

@@ -137,8 +137,11 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, wiener, report)
     """One stage over the whole volume, in slabs of reference cubes (memory bounded)."""
     n, device = settings.cube, y.device
     var = var.to(device)
-    padded, pad = _pad(y, n), _pad(match_on, n)
-    pilot = _pad(wiener, n).reshape(-1) if wiener is not None else None
+    # one padded copy per distinct volume: stage 1 matches on y itself, stage 2 on its pilot
+    padded = _pad(y, n)
+    pad = padded if match_on is y else _pad(match_on, n)
+    pilot = None if wiener is None else (pad if wiener is match_on else _pad(wiener, n))
+    pilot = None if pilot is None else pilot.reshape(-1)
     k = settings.group if wiener is None else settings.group_wiener
     t, dk = cube_transform(n).to(device), dct_matrix(k).to(device)
     window = _window(n, settings.window).to(device)
@@ -170,8 +173,11 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, wiener, report)
             denominator.index_add_(0, flat.reshape(-1), w.reshape(-1))
     if report is not None:
         report(len(slabs), len(slabs))
-    out = (numerator / denominator.clamp(min=1e-12)).reshape(padded.shape)
-    return _unpad(out, y.shape)
+    shape = padded.shape
+    del padded, pad, pilot, values  # the volume's copies count at the peak: freed first
+    numerator /= denominator.clamp_(min=1e-12)
+    del denominator
+    return _unpad(numerator.reshape(shape), y.shape).contiguous()
 
 
 def _pad(x: torch.Tensor, n: int) -> torch.Tensor:

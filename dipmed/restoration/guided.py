@@ -114,11 +114,15 @@ def guided_denoise(
     device: torch.device,
     progress: Report | None = None,
     checkpoint: Checkpoint | None = None,
+    candidates: bool = False,
 ) -> GuidedResult:
     """Denoise `noisy` (image units) under the noise `model`; see the module docstring.
 
     With a `checkpoint`, the guide, each member and the member being fitted are saved as
-    they are done (and when due), and what it holds is taken instead of recomputed."""
+    they are done (and when due), and what it holds is taken instead of recomputed. With
+    `candidates`, the result keeps the prior and final candidates' images (benchmarks
+    score them; two whole-volume arrays more). Whole-volume arrays are few and updated in
+    place: they set the peak memory (`memory`)."""
     start = time.perf_counter()
     stabiliser = _Stabiliser(model, modality)
     u = stabiliser.forward(noisy)
@@ -129,9 +133,9 @@ def guided_denoise(
         _keep(checkpoint, "guide", saved)
     elif progress:
         progress(Stage("guide: taken from the checkpoint"))
-    guide, guide_risk, guide_change = saved
+    guide, guide_terms, prior_change = saved  # the pilot's change starts as the guide's
     del saved
-    members, change_sum, losses = [], 0.0, []
+    members, change_sum, losses = [], None, []
     fit_at = time.perf_counter()  # the steps' ETA counts from here, not from the guide
     for m in range(settings.members if settings.iterations > 0 else 0):
         done = checkpoint.get(f"member{m}") if checkpoint else None
@@ -144,16 +148,20 @@ def guided_denoise(
                 m, u, guide, model, settings, network, seed, device, progress, checkpoint, fit_at
             )
         members.append(member)
-        if isinstance(change_sum, np.ndarray):
-            change_sum += change  # in place: one whole-volume array less at the peak
-        else:
+        if change_sum is None:
             change_sum = change
+        else:
+            change_sum += change  # in place: one whole-volume array less at the peak
         losses.append(curve)
         del member, change, done
-    # the members' mean ("prior") and the Wiener stage piloted by it ("final")
-    prior = np.mean(members, axis=0) if members else guide
-    prior_change = guide_change + change_sum / max(len(members), 1)
-    del guide_change, change_sum
+    # the members' mean ("prior"), their spread, and the Wiener stage piloted by the mean
+    if members:
+        prior = _mean(members)
+        prior_change += change_sum / len(members)
+        spread = _spread(members, stabiliser.inverse) if len(members) > 1 else None
+    else:
+        prior, spread = guide, None
+    del members, change_sum
     final = collaborative.wiener(
         u,
         prior,
@@ -164,38 +172,53 @@ def guided_denoise(
     # The prior alone is not a candidate: its SURE at fixed weights misses what training
     # memorised of the noise (MNI 9 %: -0.32 estimated, 0.13 true), the final Wiener
     # stage re-filters u and stays close (0.03 vs 0.10). The input's SURE is 1 everywhere.
+    prior_image = stabiliser.inverse(prior) if candidates else None
+    moved = prior_change.__iadd__(prior)  # the pilot moved with u: p(u + eps b) ~ p + dp
+    del prior_change, prior
     final_terms = _final_sure_terms(
         u,
         final,
         variances,
         model,
-        prior,
-        prior_change,
+        moved,
         stage_parts(progress, "final stage's risk estimate, slab"),
         device,
     )
-    del prior_change
-    risks = {"input": 1.0, "guide": float(guide_risk.mean()), "final": float(final_terms.mean())}
+    del moved
+    risks = {
+        "input": 1.0,
+        "guide": float(guide_terms.mean(dtype=np.float64)),
+        "final": float(final_terms.mean(dtype=np.float64)),
+    }
     chosen = min(risks, key=risks.get)
+    final_image = stabiliser.inverse(final) if candidates else None
     estimate = {"input": u, "guide": guide, "final": final}[chosen]
-    terms = {"input": None, "guide": guide_risk, "final": final_terms}[chosen]
-    del guide_risk, final_terms
+    terms = {"input": None, "guide": guide_terms, "final": final_terms}[chosen]
+    del guide_terms, final_terms, final
     if chosen == "input":
-        terms = np.ones_like(u)
+        restored, terms = noisy.astype(np.float32), np.ones_like(u)
     else:
         estimate = estimate + significant_residual(u - estimate, model)
-    restored = stabiliser.inverse(estimate) if chosen != "input" else noisy.astype(np.float32)
+        restored = stabiliser.inverse(estimate)
+    del u
     air = None
     if stabiliser.rician and chosen != "input":  # air: where the data say no signal, 0
         air = no_signal(noisy, restored, model.sigma)
         restored[air] = 0.0
-    spread = _spread([stabiliser.inverse(x) for x in members]) if len(members) > 1 else 0.0
-    local = gaussian_filter(terms, _LOCAL_RISK_VOX).clip(min=0) * stabiliser.slope(estimate) ** 2
+    uncertainty = gaussian_filter(terms.astype(np.float32), _LOCAL_RISK_VOX)
     del terms
-    uncertainty = np.sqrt(local + spread).astype(np.float32)
+    np.clip(uncertainty, 0.0, None, out=uncertainty)
+    uncertainty *= np.square(stabiliser.slope(estimate))
+    del estimate
+    if spread is not None:
+        uncertainty += spread
+    del spread
+    np.sqrt(uncertainty, out=uncertainty)
     if air is not None:  # the test's decision stands there: no signal, no error expected
         uncertainty[air] = 0.0
     guide_image = stabiliser.inverse(guide)
+    del guide
+    kept = {"prior": prior_image, "final": final_image} if candidates else {}
     return GuidedResult(
         estimate=restored,
         uncertainty=uncertainty,
@@ -204,10 +227,7 @@ def guided_denoise(
         risks=risks,
         losses=np.concatenate(losses) if losses else np.zeros(0),
         seconds=time.perf_counter() - start,
-        candidates={
-            "guide": guide_image,
-            **{k: stabiliser.inverse(v) for k, v in (("prior", prior), ("final", final))},
-        },
+        candidates={"guide": guide_image, **kept},
     )
 
 
@@ -227,7 +247,7 @@ def _fit_member(m, u, guide, model, settings, network, seed, device, progress, c
         seed=seed + m,
         flip=_FLIPS[m % len(_FLIPS)],
         device=device,
-        probe=_probe(u.shape),
+        probe=lambda: _probe(u.shape),
         probe_step=_EPSILON_GUIDE,
         progress=lambda i, loss: (
             progress
@@ -251,9 +271,28 @@ def _keep(checkpoint: Checkpoint | None, key: str, value) -> None:
         checkpoint.keep(key, value, f"after {key}")
 
 
-def _spread(images: list[np.ndarray]) -> np.ndarray:
-    """The variance across the members (image units), per voxel."""
-    return np.var(images, axis=0).astype(np.float32)
+def _mean(arrays: list[np.ndarray]) -> np.ndarray:
+    """The voxel-wise mean, summed in place (np.mean would stack them: a copy of all)."""
+    total = arrays[0].copy()
+    for a in arrays[1:]:
+        total += a
+    total /= len(arrays)
+    return total
+
+
+def _spread(members: list[np.ndarray], inverse) -> np.ndarray:
+    """The variance across the members in image units, per voxel (two passes, in place)."""
+    mean = inverse(members[0])
+    for x in members[1:]:
+        mean += inverse(x)
+    mean /= len(members)
+    variance = np.zeros_like(mean)
+    for x in members:
+        d = inverse(x)
+        d -= mean
+        variance += np.square(d, out=d)
+    variance /= len(members)
+    return variance
 
 
 def _coefficient_variances(model: NoiseModel):
@@ -264,7 +303,8 @@ def _coefficient_variances(model: NoiseModel):
 
 
 def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, progress=None, device=None):
-    """The guide g(u), its SURE terms, and g(u + eps b) - g(u) for the final stage's divergence.
+    """The guide g(u), its SURE terms (float16: they only feed the mean and a smoothed
+    map), and g(u + eps b) - g(u) for the final stage's divergence.
 
     The divergence is a finite difference through the whole guide (matching included), with
     the probe b of `_probe` and step `_EPSILON_GUIDE`: on the benchmark crops the SURE
@@ -277,22 +317,30 @@ def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, progress=None
         psd = 1.0 if model.white else _psd(model, u.shape)
         run = lambda x: bm4d.bm4d(x, psd).astype(np.float32)  # noqa: E731
         guide = run(u)
-        b = _probe(u.shape)
         eps = 0.1  # BM4D is not linear in u: a small step
-        change = run(u + eps * b) - guide
-        return guide, _sure_terms(u, guide, b, change, eps, model), change
-    guide = collaborative.denoise(
-        u, variances, report=stage_parts(progress, "guide, slab"), device=device
-    )
-    b, eps = _probe(u.shape), _EPSILON_GUIDE
-    change = collaborative.denoise(
-        u + eps * b,
-        variances,
-        report=stage_parts(progress, "guide's risk estimate, slab"),
-        device=device,
-    )
-    change -= guide
-    return guide, _sure_terms(u, guide, b, change, eps, model), change
+        change = run(_shifted(u, eps)) - guide
+    else:
+        guide = collaborative.denoise(
+            u, variances, report=stage_parts(progress, "guide, slab"), device=device
+        )
+        eps = _EPSILON_GUIDE
+        change = collaborative.denoise(
+            _shifted(u, eps),
+            variances,
+            report=stage_parts(progress, "guide's risk estimate, slab"),
+            device=device,
+        )
+        change -= guide
+    terms = _sure_terms(u, guide, change, eps, model).astype(np.float16)
+    return guide, terms, change
+
+
+def _shifted(u: np.ndarray, eps: float) -> np.ndarray:
+    """u + eps b, b the probe (one new array)."""
+    b = _probe(u.shape)
+    b *= eps
+    b += u
+    return b
 
 
 def significant_residual(residual: np.ndarray, model: NoiseModel) -> np.ndarray:
@@ -334,31 +382,45 @@ def _psd(model: NoiseModel, shape) -> np.ndarray:
     return np.abs(np.fft.fftn(kernel))
 
 
-def _final_sure_terms(
-    u, x, variances, model, pilot, pilot_change, report=None, device=None
-) -> np.ndarray:
+def _final_sure_terms(u, x, variances, model, moved_pilot, report=None, device=None) -> np.ndarray:
     """SURE terms of x = W(u; pilot), the pilot moved as u moves: p(u + eps b) ~ p + dp.
 
     Each member is g + f_theta(u): dp is the guide's change plus the members' change at
     their final weights; how the trained weights themselves change with u is left out
     (it would need refitting).
     """
-    b, eps = _probe(u.shape), _EPSILON_GUIDE
+    eps = _EPSILON_GUIDE
     moved = collaborative.wiener(
-        u + eps * b, pilot + pilot_change, variances, report=report, device=device
+        _shifted(u, eps), moved_pilot, variances, report=report, device=device
     )
-    return _sure_terms(u, x, b, moved - x, eps, model)
+    moved -= x
+    return _sure_terms(u, x, moved, eps, model)
 
 
 def _probe(shape) -> np.ndarray:
-    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    """The risk estimate's probe b ~ N(0, I): the same for every stage (a fixed seed).
+
+    Drawn in slabs along the first axis (the same numbers as one draw of the whole
+    shape, without its float64 copy of the volume)."""
+    rng, out = np.random.default_rng(0), np.empty(shape, dtype=np.float32)
+    rows = max(1, 2**20 // max(1, int(np.prod(shape[1:]))))
+    for first in range(0, shape[0], rows):
+        out[first : first + rows] = rng.standard_normal(out[first : first + rows].shape)
+    return out
 
 
-def _sure_terms(u, x, b, difference, eps: float, model: NoiseModel) -> np.ndarray:
-    """Per-voxel SURE terms (u - x)^2 - 1 + 2 (S b)(h(u + eps b) - h(u)) / eps.
+def _sure_terms(u, x, difference, eps: float, model: NoiseModel) -> np.ndarray:
+    """Per-voxel SURE terms (u - x)^2 - 1 + 2 (S b)(h(u + eps b) - h(u)) / eps, b the probe.
 
     Their mean estimates the mean squared error (stabilised units; the input scores 1);
-    a local average of them, the local error (the uncertainty map).
+    a local average of them, the local error (the uncertainty map). In place: two
+    whole-volume arrays besides the inputs.
     """
-    sb = correlate(torch.from_numpy(b), model).numpy()
-    return ((u - x) ** 2 - 1.0 + 2.0 * sb * difference / eps).astype(np.float32)
+    sb = correlate(torch.from_numpy(_probe(u.shape)), model).numpy()
+    sb *= difference
+    sb *= 2.0 / eps
+    terms = np.subtract(u, x, dtype=np.float32)
+    np.square(terms, out=terms)
+    terms -= 1.0
+    terms += sb
+    return terms

@@ -44,29 +44,30 @@ def fit_member(
     seed: int,
     flip: tuple[int, ...],
     device: torch.device,
-    probe: np.ndarray,
+    probe: Callable[[], np.ndarray],
     probe_step: float,
     progress: Callable[[int, float], None],
     rendering: Callable[[int, int], None] | None = None,
     checkpoint: Checkpoint | None = None,
     key: str = "member",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The member's output, f(u + probe_step probe) - f(u) at its final weights (for the
-    risk estimate of what it pilots), both unflipped, and its SURE curve.
+    """The member's output, f(u + probe_step probe()) - f(u) at its final weights (for the
+    risk estimate of what it pilots), and its SURE curve. `probe()` makes the probe (a new
+    float32 array of u's shape).
 
     `progress(step, sure)` after each step; `rendering(done, total)` counts the tiles.
     With a `checkpoint`, the fit's state is saved under `key` when it is due, and a state
     found there is resumed from (raises Interrupted after a save on a stop request)."""
-    dims = list(flip)
+    # The member sees the volume flipped: each patch or tile is flipped on its way into
+    # the network and back on its way out (a flip is its own inverse), so the volume
+    # itself is never copied.
+    dims = [2 + d for d in flip]
 
-    def flipped(a):
-        return torch.from_numpy(np.ascontiguousarray(np.flip(a, dims) if dims else a))[None, None]
+    def flipped(t):
+        return torch.flip(t, dims) if dims else t
 
-    def back(t):
-        a = t[0, 0].detach().cpu().numpy()
-        return np.flip(a, dims).copy() if dims else a  # unflipped: the tensor's own memory
-
-    U, G = flipped(u), flipped(guide)
+    U = torch.from_numpy(np.ascontiguousarray(u, dtype=np.float32))[None, None]
+    G = torch.from_numpy(np.ascontiguousarray(guide, dtype=np.float32))[None, None]
     scale = float(U.abs().max()) or 1.0
     torch.manual_seed(seed)
     net = build_generator(3, replace(network, input_channels=1, norm="instance")).to(device)
@@ -81,8 +82,8 @@ def fit_member(
         sizes = zip(reversed(shape), (padded_size(n) for n in reversed(shape)), strict=True)
         padded = F.pad(x / scale, [p for n, g in sizes for p in (0, g - n)], mode="replicate")
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = net(padded)
-        return scale * out.float()[..., : shape[0], : shape[1], : shape[2]]
+            out = net(flipped(padded))
+        return scale * flipped(out.float())[..., : shape[0], : shape[1], : shape[2]]
 
     whole = covers(u.shape, settings.patch)
     fit = _fit_whole if whole else _fit_patches
@@ -96,7 +97,7 @@ def fit_member(
     ]
     with torch.no_grad():
         # in place where it can be: each whole-volume temporary counts at the peak
-        shifted = flipped(probe).mul(probe_step).add_(U)
+        shifted = torch.from_numpy(probe())[None, None].mul_(probe_step).add_(U)
         change = render(correction, shifted, size, device=device, report=counts[0])
         del shifted
         plain = render(correction, U, size, device=device, report=counts[1])
@@ -104,7 +105,7 @@ def fit_member(
         if not whole:
             out = plain.add_(G)
         del plain, U, G
-    return back(out), back(change), np.asarray(losses)
+    return out[0, 0].cpu().numpy(), change[0, 0].cpu().numpy(), np.asarray(losses)
 
 
 def _sure(U, x, x_eps, b, model, epsilon):

@@ -38,6 +38,7 @@ import torch
 from dipmed.errors import InputError
 
 GB = 2**30
+MODEL = 2  # the code the constants were measured on (2: whole-volume arrays halved in place)
 IMPORT = 0.23 * GB  # python with torch and dipmed imported
 CUDA_HOST = 0.5 * GB  # host memory of the CUDA runtime and libraries once a GPU is used
 STEP_PEAK = {32: 0.69 * GB, 48: 0.94 * GB, 64: 1.38 * GB, 80: 1.99 * GB, 96: 2.23 * GB}

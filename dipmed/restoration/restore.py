@@ -89,16 +89,20 @@ def restore(
     progress: Report | None = None,
     monitor: Callable[[int, np.ndarray], None] | None = None,
     checkpoint: Checkpoint | None = None,
+    candidates: bool = False,
 ) -> Restoration:
     """Restore `volume` by fitting a deep prior to it (see DESIGN: data flow).
 
     `monitor(iteration, output)` receives every epoch's output in image units (for
     benchmarks with a reference; it costs a device-to-host copy per epoch). `checkpoint`:
     guided denoising (and sr's denoising first) saves its stages there and resumes from it.
+    `candidates`: guided denoising keeps every candidate's image in `details` (benchmarks).
     """
     device = pick_device(config.device)
     if task.kind == "denoise" and config.method == "guided":
-        return _guided(volume, config, device, progress, checkpoint=checkpoint)
+        return _guided(
+            volume, config, device, progress, checkpoint=checkpoint, candidates=candidates
+        )
     operator = make_operator(task, config)
     out_shape = task.output_shape(volume.shape)
     mode, axis = pick_mode(out_shape, task.factors, config, device)
@@ -315,7 +319,13 @@ def _sr_noise_model(volume: Volume, task: Task, config: RestoreConfig, progress=
 
 
 def _guided(
-    volume: Volume, config: RestoreConfig, device, progress, model=None, checkpoint=None
+    volume: Volume,
+    config: RestoreConfig,
+    device,
+    progress,
+    model=None,
+    checkpoint=None,
+    candidates=False,
 ) -> Restoration:
     """Denoising by `guided.guided_denoise` (the default method), as a Restoration."""
     modality = volume.meta.modality
@@ -342,7 +352,7 @@ def _guided(
         )
     with checkpoint.deferring_stops() if checkpoint else nullcontext():
         result = _run_guided(
-            volume, model, modality, settings, config, device, progress, checkpoint
+            volume, model, modality, settings, config, device, progress, checkpoint, candidates
         )
     steps = len(result.losses)
     fitted = FitResult(
@@ -384,7 +394,9 @@ def _guided(
     )
 
 
-def _run_guided(volume, model, modality, settings, config, device, progress, checkpoint):
+def _run_guided(
+    volume, model, modality, settings, config, device, progress, checkpoint, candidates
+):
     """guided_denoise, its result taken from or kept in the checkpoint (a stop requested
     during the last stages takes effect once the result is saved)."""
     saved = checkpoint.get("result") if checkpoint else None
@@ -402,6 +414,7 @@ def _run_guided(volume, model, modality, settings, config, device, progress, che
         device=device,
         progress=progress,
         checkpoint=checkpoint,
+        candidates=candidates,
     )
     if checkpoint is not None:
         checkpoint.keep("result", result, "after the denoising, which is saved")
