@@ -11,18 +11,24 @@ import pytest
 from dipmed.restoration import memory
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-TOLERANCE = 0.25  # the issue's bound; the model meets the points below within 8 %
+TOLERANCE = 0.25  # the issue's bound
 
 
 def _measured() -> list[tuple[str, int, int, bool, float]]:
-    """(what, voxels, patch, step on the host, measured peak GB) of every measurement."""
+    """(what, voxels, patch, step on the host, measured peak GB) of every measurement made
+    on the code the model describes (older ones stay in the JSON as history)."""
     out = []
     for row in json.loads((BENCHMARKS / "results-memory.json").read_text()):
+        if row.get("model") != memory.MODEL:
+            continue
         if row["kind"] == "volume":  # guided denoising of size^3 with 32^3 patches
             out.append((f"{row['size']}^3", row["size"] ** 3, 32, True, row["peak_gb"]))
+        if row["kind"] == "cli":  # the dipmed command on a whole volume
+            what = "cli " + "x".join(map(str, row["shape"]))
+            out.append((what, int(np.prod(row["shape"])), row["patch"], True, row["peak_gb"]))
     for key, case in json.loads((BENCHMARKS / "results-whole.json").read_text()).items():
         plan = case["dipmed"].get("plan")
-        if plan and max(case["factors"]) == 1:
+        if plan and plan.get("model") == memory.MODEL and max(case["factors"]) == 1:
             voxels = int(np.prod(case["shape_in"]))
             on_host = "@gpu" not in key
             out.append((key, voxels, plan["patch"], on_host, case["dipmed"]["peak_rss_gb"]))
@@ -39,4 +45,4 @@ def test_the_plan_predicts_the_measured_peak_within_25_percent(
 
 def test_the_whole_volumes_are_among_the_measurements():
     names = [m[0] for m in _measured()]
-    assert {"mni-denoise", "ct", "160^3"} <= set(names)
+    assert {"cli 256x256x108"} <= set(names)

@@ -96,11 +96,11 @@ def test_guided_denoising_in_patches_beats_the_input_and_repeats():
 
 def test_the_memory_plan_picks_a_smaller_patch_for_a_smaller_budget():
     cpu = torch.device("cpu")
-    shape = (256, 256, 200)  # large enough that fitting, not filtering, sets the peak at 64
-    roomy = memory.plan(shape, 64, 16.0, cpu)
-    tight_gb = memory.predict(int(np.prod(shape)), 32) / memory.GB + 0.01
-    tight = memory.plan(shape, 64, tight_gb, cpu)
-    assert roomy.patch == 64 and tight.patch < 64
+    shape = (256, 256, 200)  # with 96^3 patches fitting, not filtering, sets the peak
+    roomy = memory.plan(shape, 96, 16.0, cpu)
+    tight_gb = memory.predict(int(np.prod(shape)), 64) / memory.GB + 0.01
+    tight = memory.plan(shape, 96, tight_gb, cpu)
+    assert roomy.patch == 96 and tight.patch < 96
     assert tight.predicted_gb <= tight_gb < roomy.predicted_gb
 
 

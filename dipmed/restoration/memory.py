@@ -1,26 +1,29 @@
 """The memory plan: what guided denoising of a volume needs, and the patch that fits.
 
 Peak host memory is the larger of two phases' peaks (they are not alive together):
-    fitting:   STEP_PEAK(patch) + FIT_ARRAYS x 4 x voxels
-    filtering: IMPORT + min(FILTER, FILTER_PER_VOXEL x voxels) + FILTER_ARRAYS x 4 x voxels
+    fitting:   STEP_PEAK(patch) + COMMAND + FIT_ARRAYS x 4 x voxels
+    filtering: IMPORT + COMMAND + min(FILTER, FILTER_PER_VOXEL x voxels)
+               + FILTER_ARRAYS x 4 x voxels
 STEP_PEAK is the peak of a process that imported dipmed and ran member steps on patches
 of that side (the default network; a volume smaller than a patch counts its own voxels);
-FIT_ARRAYS the whole-volume float32 arrays alive while a member is fitted and rendered
-(input, stabilised data, guide, its risk terms and change, the members done, the
-member's flipped copies, probe, tiles' sums); FILTER the collaborative filter's batches
-and slab temporaries (they grow with the volume until the batch cap) and FILTER_ARRAYS
-the arrays alive in the filter stages. Measured on the 2-core CPU machine, peak RSS of
-fresh processes (benchmarks/README.md, "Memory plan"): steps on 32 / 48 / 64 / 80 /
-96^3 patches peaked at 0.69 / 0.94 / 1.38 / 1.99 / 2.23 GB; guided denoising of 64^3 /
-96^3 / 128^3 / 160^3 volumes (32^3 patches, the filter phase) at 1.22 / 1.53 / 1.77 /
-1.95 GB (24 arrays per voxel between the last two); whole MNI (197x233x189) and whole
-head CT (256x256x108) with 64^3 patches (the fitting phase) at 2.44 and 2.26 GB, 33
-arrays over the step's peak for both; with fewer temporaries in a member's rendering
-they peaked at 2.19 and 2.14 GB (29 arrays, or the filter phase). The model meets every
-measured peak within 9 % (`tests/test_memory_plan.py` checks it against the committed
-measurements). On a GPU the step's share lives in GPU memory; the host keeps the
-import's 0.23 GB and the CUDA runtime's 0.5 GB (an H200 run: 2.92 GB whole MNI, 2.68 GB
-whole CT, within 5 %).
+COMMAND what the dipmed command holds besides (its readers, report and checkpoint
+modules); FIT_ARRAYS the whole-volume float32 arrays alive while a member is fitted and
+rendered (input, stabilised data, guide, its risk terms in float16 and change, the member
+done, the change sum, the probe shifted and the two tile renders); FILTER the
+collaborative filter's batches and slab temporaries (they grow with the volume until the
+batch cap) and FILTER_ARRAYS the arrays alive in the last filter stage (input, stabilised
+data, guide and its terms, final, spread, moved pilot and shifted input, and the stage's
+own two padded volumes, numerator and denominator).
+
+Measured on the 2-core CPU machine, peak RSS of fresh processes (benchmarks/README.md,
+"Memory plan"): steps on 32 / 48 / 64 / 80 / 96^3 patches peaked at 0.69 / 0.94 / 1.38 /
+1.99 / 2.23 GB. With the whole-volume arrays updated in place (MODEL 2), `dipmed denoise`
+of the whole head CT (256x256x108, --report --uncertainty) peaked at 2.06 GB in the last
+filter stage and 1.76 GB while rendering a member: 12 and 9 arrays over the fixed parts,
+as counted above. Before (MODEL 1) the fit held 29 arrays and the filter 24.
+`tests/test_memory_plan.py` checks the model against every measurement of the current
+MODEL. On a GPU the step's share lives in GPU memory; the host keeps the import's
+0.23 GB and the CUDA runtime's 0.5 GB.
 
 `plan` picks the largest patch side, up to the one asked for, whose prediction fits the
 budget (default: 80 % of the memory available now, or `--memory-gb`); a volume that does
@@ -38,14 +41,15 @@ import torch
 from dipmed.errors import InputError
 
 GB = 2**30
-MODEL = 2  # the code the constants were measured on (2: whole-volume arrays halved in place)
+MODEL = 2  # the code the constants were measured on (2: whole-volume arrays updated in place)
 IMPORT = 0.23 * GB  # python with torch and dipmed imported
 CUDA_HOST = 0.5 * GB  # host memory of the CUDA runtime and libraries once a GPU is used
 STEP_PEAK = {32: 0.69 * GB, 48: 0.94 * GB, 64: 1.38 * GB, 80: 1.99 * GB, 96: 2.23 * GB}
-FIT_ARRAYS = 29.0
+COMMAND = 0.16 * GB  # the command's own modules and buffers (reading, report, checkpoint)
+FIT_ARRAYS = 9.0
 FILTER = 1.35 * GB  # the filter's working set once its batches are full
 FILTER_PER_VOXEL = 3960.0  # ... and below that (64^3: 1.04 GB)
-FILTER_ARRAYS = 24.0
+FILTER_ARRAYS = 12.0
 SIDES = tuple(sorted(STEP_PEAK, reverse=True))  # patch sides tried, largest first
 # (instance norm at the bottleneck, a sixteenth of the side, needs 2 voxels: 32 at least)
 AVAILABLE_SHARE = 0.8  # of the memory available now, when no budget is given
@@ -63,8 +67,8 @@ def predict(voxels: int, patch: int, *, step_on_host: bool = True) -> float:
     fitted = min(patch**3, voxels)  # a volume smaller than a patch is fitted whole
     sides = sorted(STEP_PEAK)
     step = float(np.interp(fitted, [s**3 for s in sides], [STEP_PEAK[s] for s in sides]))
-    base = IMPORT if step_on_host else IMPORT + CUDA_HOST
-    fitting = (step if step_on_host else base) + FIT_ARRAYS * 4.0 * voxels
+    base = (IMPORT if step_on_host else IMPORT + CUDA_HOST) + COMMAND
+    fitting = (step + COMMAND if step_on_host else base) + FIT_ARRAYS * 4.0 * voxels
     filtering = base + min(FILTER, FILTER_PER_VOXEL * voxels) + FILTER_ARRAYS * 4.0 * voxels
     return max(fitting, filtering)
 
