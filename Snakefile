@@ -38,21 +38,30 @@ wildcard_constraints:
     name="|".join(re.escape(name) for name in SAMPLES),
 
 
-# denoised samples also get a per-voxel uncertainty map when restore.uncertainty is on
+# denoised samples also get a per-voxel uncertainty map when restore.uncertainty is on;
+# samples with format dicom get a derived DICOM series folder instead of NIfTI
 UNCERTAIN = [n for n, s in SAMPLES.items() if s.task == "denoise" and config["restore"]["uncertainty"]]
-PLAIN = [n for n in SAMPLES if n not in UNCERTAIN]
+DICOM = [n for n, s in SAMPLES.items() if s.format == "dicom"]
 
 
 def one_of(names):
     return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
-def restore_outputs(names):
-    """The restore job's outputs for the samples `names` (one wildcard pattern)."""
+def restore_outputs(uncertain, dicom):
+    """The outputs of the restore rule for its samples (one wildcard pattern): a NIfTI volume
+    with its JSON sidecar, or (dicom) a derived DICOM series folder; the uncertainty map
+    (uncertain); the report."""
+    names = [n for n in SAMPLES if (n in UNCERTAIN) == uncertain and (n in DICOM) == dicom]
     name = f"{{name,{one_of(names)}}}"
+    base = f"{RESULTS}/dipmed/{name}"
+    files = dict(volume=f"{base}.nii.gz", sidecar=f"{base}.json")
+    if dicom:
+        files = dict(volume=directory(base))
+    if uncertain:
+        files["uncertainty"] = f"{base}_uncertainty.nii.gz"
     return dict(
-        volume=f"{RESULTS}/dipmed/{name}.nii.gz",
-        sidecar=f"{RESULTS}/dipmed/{name}.json",
+        **files,
         report_json=f"{RESULTS}/reports/{name}/report.json",
         report_html=report(
             f"{RESULTS}/reports/{name}/report.html",
@@ -68,7 +77,7 @@ report: "config/report/workflow.rst"
 
 rule all:
     input:
-        expand(f"{RESULTS}/dipmed/{{name}}.nii.gz", name=SAMPLES),
+        [f"{RESULTS}/dipmed/{sample.output}" for sample in SAMPLES.values()],
         expand(f"{RESULTS}/dipmed/{{name}}_uncertainty.nii.gz", name=UNCERTAIN),
         f"{RESULTS}/dipmed/dataset_description.json",
         f"{RESULTS}/summary.tsv",
@@ -79,7 +88,7 @@ rule restore:
     input:
         unpack(lambda w: SAMPLES[w.name].inputs()),
     output:
-        **restore_outputs(PLAIN),
+        **restore_outputs(uncertain=False, dicom=False),
     params:
         extra="",
         task=lambda w: SAMPLES[w.name].task,
@@ -107,14 +116,23 @@ rule restore:
 
 use rule restore as restore_with_uncertainty with:
     output:
-        **restore_outputs(UNCERTAIN),
-        uncertainty=f"{RESULTS}/dipmed/{{name}}_uncertainty.nii.gz",
+        **restore_outputs(uncertain=True, dicom=False),
     params:
         extra=lambda w, output: f"--uncertainty {output.uncertainty}",
         task=lambda w: SAMPLES[w.name].task,
         options=lambda w: restore_options(SAMPLES[w.name], config),
         report=lambda w, output: os.path.dirname(output.report_json),
         memory=lambda w, resources: f"{MEMORY_SHARE * resources.mem_mb / 1024:.2f}",
+
+
+use rule restore as restore_dicom with:
+    output:
+        **restore_outputs(uncertain=False, dicom=True),
+
+
+use rule restore_with_uncertainty as restore_dicom_with_uncertainty with:
+    output:
+        **restore_outputs(uncertain=True, dicom=True),
 
 
 rule summary:

@@ -15,12 +15,13 @@ from dipmed.commands import (
     add_restore_options,
     add_selection,
     parse_factors,
+    read_input,
     run_degrade,
     run_restore,
 )
 from dipmed.derivatives import write_dataset_description
 from dipmed.errors import InputError
-from dipmed.io import find_series, read_volume, write_volume
+from dipmed.io import find_series, list_volumes, read_volume, write_volume
 from dipmed.report.summary import summarize
 from dipmed.restoration.checkpoint import Interrupted
 from dipmed.volume import Volume
@@ -123,23 +124,26 @@ def _add_restore_commands(commands) -> None:
 
 def run_info(args: argparse.Namespace) -> None:
     found = find_series(args.path)
+    listing = {"path": str(args.path), "format": "nifti" if found is None else "dicom"}
+    if found is not None:
+        listing["series"] = [s.summary() for s in found]
     if found is not None and len(found) > 1 and args.series is None:
-        listing = {
-            "path": str(args.path),
-            "format": "dicom",
-            "series": [s.summary() for s in found],
-        }
         print(json.dumps(listing, indent=2) if args.json else _series_text(listing))
+        return
+    volumes = [] if args.volume is not None else list_volumes(args.path, found, series=args.series)
+    if volumes:
+        listing["volumes"] = volumes
+        print(json.dumps(listing, indent=2) if args.json else _volumes_text(listing))
         return
     volume = read_volume(args.path, series=args.series, volume=args.volume)
     description = describe(volume, args.path)
     if found is not None:
-        description["series"] = [s.summary() for s in found]
+        description["series"] = listing["series"]
     print(json.dumps(description, indent=2) if args.json else _volume_text(description))
 
 
 def run_convert(args: argparse.Namespace) -> None:
-    volume = read_volume(args.input, series=args.series, volume=args.volume)
+    volume = read_input(args)
     write_volume(
         volume,
         args.output,
@@ -170,6 +174,7 @@ def describe(volume: Volume, path: Path) -> dict:
         "series_description": volume.meta.series_description,
         "min": float(np.min(volume.array)),
         "max": float(np.max(volume.array)),
+        "warnings": list(volume.meta.warnings),
     }
 
 
@@ -184,7 +189,23 @@ def _volume_text(d: dict) -> str:
         "  affine       "
         + "\n               ".join(" ".join(f"{v:10.4f}" for v in row) for row in d["affine"]),
     ]
+    lines += [f"  warning      {w}" for w in d["warnings"]]
     return "\n".join(lines)
+
+
+def _volumes_text(listing: dict) -> str:
+    rows = [
+        f"{listing['path']}: {len(listing['volumes'])} volumes "
+        "(choose one with --volume INDEX to describe or process it)"
+    ]
+    for item in listing["volumes"]:
+        facts = "  ".join(f"{k}={_plain_text(v)}" for k, v in item.items() if k != "index")
+        rows.append(f"  volume {item['index']:>4}  {facts}".rstrip())
+    return "\n".join(rows)
+
+
+def _plain_text(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
 
 
 def _series_text(listing: dict) -> str:

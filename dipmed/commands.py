@@ -25,7 +25,7 @@ from dipmed.restoration.events import Stage
 from dipmed.restoration.noise import add_noise
 from dipmed.restoration.operators import Downsample, apply
 from dipmed.restoration.restore import Task, memory_plan, restore
-from dipmed.volume import coarsen_affine, refine_affine
+from dipmed.volume import Volume, coarsen_affine, refine_affine
 
 
 def add_restore_options(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +75,21 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--series", help="SeriesNumber or SeriesInstanceUID, for a folder holding several series"
     )
-    parser.add_argument("--volume", type=int, help="volume index (from 0) in a 4D input")
+    parser.add_argument(
+        "--volume",
+        type=int,
+        help="volume index (from 0) in a 4D NIfTI, mosaic series or multi-volume multi-frame "
+        "file (dipmed info lists them)",
+    )
+
+
+def read_input(args: argparse.Namespace) -> Volume:
+    """The volume `args.input` names (--series, --volume); what reading it had to assume
+    (missing geometry) is printed to stderr, and kept in the volume's meta."""
+    volume = read_volume(args.input, series=args.series, volume=args.volume)
+    for warning in volume.meta.warnings:
+        print(f"dipmed {args.command}: warning: {warning}", file=sys.stderr)
+    return volume
 
 
 def run_restore(args: argparse.Namespace) -> None:
@@ -159,7 +173,7 @@ def _prepare(args: argparse.Namespace):
         sr_method=getattr(args, "sr_method", None),
         **{"fit.max_iters": args.max_iters},
     )
-    volume = read_volume(args.input, series=args.series, volume=args.volume)
+    volume = read_input(args)
     check_output(args.input, args.output, overwrite=args.overwrite)
     if args.report is not None:
         _check_report_folder(args)
@@ -276,7 +290,7 @@ def parse_factors(text: str) -> tuple[int, int, int]:
 
 
 def run_degrade(args: argparse.Namespace) -> None:
-    volume = read_volume(args.input, series=args.series, volume=args.volume)
+    volume = read_input(args)
     check_output(args.input, args.output, overwrite=args.overwrite)
     array, affine = volume.array, volume.affine
     if args.factor != (1, 1, 1):

@@ -23,6 +23,7 @@ class Meta:
     series_uid: str = ""
     study_uid: str = ""
     frame_of_reference_uid: str = ""
+    warnings: tuple[str, ...] = ()  # what the reader had to assume (e.g. missing geometry)
 
 
 @dataclass(frozen=True, eq=False)

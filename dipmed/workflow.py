@@ -1,5 +1,6 @@
 """What the Snakefile needs and should not compute itself: the sample sheet (or a glob)
-read and checked, BIDS-derivatives output names, and each sample's CLI options."""
+read and checked (values, paths that exist, output formats), BIDS-derivatives output names,
+and each sample's CLI options."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from pathlib import Path
 from shlex import quote
 
 from dipmed.errors import InputError
+from dipmed.io.nifti import is_nifti_path
 
 TASKS = ("denoise", "sr", "inpaint")
 DESCRIPTIONS = {"denoise": "denoised", "sr": "superres", "inpaint": "inpainted"}
-OPTIONAL = ("factor", "mask", "series", "reference")
+FORMATS = ("nifti", "dicom")
+OPTIONAL = ("factor", "mask", "series", "reference", "format")
+PATHS = ("input", "mask", "reference")  # columns naming files or folders the job reads
 # sub-<label>[_<key>-<value>...]_<suffix>: BIDS entities we can carry over
 BIDS_NAME = re.compile(
     r"^(?P<entities>sub-[A-Za-z0-9]+(?:_[a-z]+-[A-Za-z0-9]+)*)_(?P<suffix>[A-Za-z0-9]+)$"
@@ -32,6 +36,7 @@ class Sample:
     mask: str = ""  # inpaint: mask volume on the input grid
     series: str = ""  # DICOM folder with several series: SeriesNumber or UID
     reference: str = ""  # clean volume on the output grid (adds PSNR/SSIM to the report)
+    format: str = "nifti"  # output: nifti, or dicom (a derived series folder; DICOM input)
 
     @property
     def name(self) -> str:
@@ -42,6 +47,11 @@ class Sample:
         if match:
             return f"{match['entities']}{res}{desc}_{match['suffix']}"
         return f"{self.sample}{res}{desc}"
+
+    @property
+    def output(self) -> str:
+        """The restored volume in results/dipmed: a NIfTI file or a DICOM series folder."""
+        return self.name if self.format == "dicom" else f"{self.name}.nii.gz"
 
     def inputs(self) -> dict[str, str]:
         """The files the restore job reads (Snakemake input)."""
@@ -108,7 +118,14 @@ def _check(row: dict, where: str) -> Sample:
             f"{where}: unknown column {unknown[0]}; columns: sample, input, task, "
             + ", ".join(OPTIONAL)
         )
+    where = f"{where} (sample {row.get('sample') or '?'})"
     sample = Sample(**{k: v for k, v in row.items() if v or k in ("sample", "input")})
+    _check_values(sample, where)
+    _check_paths(sample, where)
+    return sample
+
+
+def _check_values(sample: Sample, where: str) -> None:
     if not SAMPLE_ID.match(sample.sample):
         raise InputError(f"{where}: sample id {sample.sample!r} must be letters, digits, _ . -")
     if sample.task not in TASKS:
@@ -119,6 +136,25 @@ def _check(row: dict, where: str) -> Sample:
         )
     if sample.task == "inpaint" and not sample.mask:
         raise InputError(f"{where}: inpaint needs a mask column")
+    if sample.format not in FORMATS:
+        raise InputError(f"{where}: format {sample.format!r} must be nifti or dicom (empty: nifti)")
     if not sample.input:
         raise InputError(f"{where}: input is empty")
-    return sample
+
+
+def _check_paths(sample: Sample, where: str) -> None:
+    """Every file or folder the job reads exists (checked before Snakemake plans any job);
+    a DICOM output needs a DICOM input."""
+    for column in PATHS:
+        path = getattr(sample, column)
+        if path and not Path(path).exists():
+            raise InputError(
+                f"{where}: column {column}: {path} does not exist; correct the path "
+                f"(relative to the working directory {Path.cwd()}) or remove the row"
+            )
+    source = Path(sample.input)
+    if sample.format == "dicom" and not source.is_dir() and is_nifti_path(source):
+        raise InputError(
+            f"{where}: format dicom needs DICOM input (a folder or a DICOM file), but "
+            f"input {sample.input} is NIfTI; set format to nifti or leave the cell empty"
+        )

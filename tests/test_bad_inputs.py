@@ -99,6 +99,13 @@ def _missing_slice(tmp: Path) -> Path:
     return folder
 
 
+def _multiframe_without_spacing(tmp: Path) -> Path:
+    from dicom_factory import write_stripped_enhanced_mr
+
+    frames = np.zeros((10, 64, 64), np.uint16)
+    return write_stripped_enhanced_mr(tmp / "stripped.dcm", frames, pixel_spacing=None)
+
+
 CORPUS = {
     "missing path": (_missing, "does not exist"),
     "empty folder": (_empty_folder, "is empty"),
@@ -113,7 +120,9 @@ CORPUS = {
     "two series, none chosen": (_two_series, "choose one with --series"),
     "missing slice": (_missing_slice, "uneven slice spacing"),
     "4D without --volume": (lambda t: _nifti(t / "bold.nii.gz", (16, 16, 16, 4)), "--volume"),
+    "multi-frame without any geometry": (_multiframe_without_spacing, "has no PixelSpacing"),
 }
+LISTED_BY_INFO = ("two series, none chosen", "4D without --volume")  # info exits 0 on these
 
 
 def _assert_refused(code: int, err: str, expected: str) -> None:
@@ -132,7 +141,7 @@ def test_bad_input_is_refused_cleanly(tmp_path, capsys, case):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     commands = [["convert", source, out_dir / "result.nii.gz"]]
-    if case != "two series, none chosen":  # info lists several series instead (exit 0)
+    if case not in LISTED_BY_INFO:  # info lists the series or volumes instead (exit 0)
         commands.append(["info", source])
     for command in commands:
         code, _, err = run_cli(capsys, *command)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +14,7 @@ import pytest
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from conftest import oblique_affine, run_cli, write_ct_series
+from dicom_factory import nibabel_mosaic, write_enhanced_mr, write_stripped_enhanced_mr
 from dipmed.io import read_volume
 from dipmed.phantom import ct_phantom
 from dipmed.volume import Volume
@@ -122,8 +123,6 @@ def test_missing_decoder_names_the_package(tmp_path, capsys, ct_series):
 
 
 def test_enhanced_multiframe_reads_like_the_classic_series(tmp_path, ct_volume):
-    from dicom_factory import write_enhanced_mr
-
     path = write_enhanced_mr(tmp_path / "enhanced.dcm", ct_volume)
     volume = read_volume(path)
     np.testing.assert_allclose(volume.array, ct_volume.array, atol=1e-3)
@@ -131,15 +130,115 @@ def test_enhanced_multiframe_reads_like_the_classic_series(tmp_path, ct_volume):
     assert volume.meta.modality == "MR"
 
 
+def test_enhanced_frames_lie_where_their_plane_positions_say(tmp_path, ct_volume):
+    """Independent of our affine code: pixel (r, c) of each frame lies at its
+    PlanePositionSequence IPP + c*dc*row + r*dr*col, and holds that voxel's value."""
+    path = write_enhanced_mr(tmp_path / "enhanced.dcm", ct_volume, seed=5)
+    volume = read_volume(path)
+    ds = pydicom.dcmread(path)
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    iop = np.array(shared.PlaneOrientationSequence[0].ImageOrientationPatient, float)
+    d_row, d_col = (float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing)
+    r, c = 4, 13
+    for frame, pixels in zip(ds.PerFrameFunctionalGroupsSequence, ds.pixel_array, strict=True):
+        origin = np.array(frame.PlanePositionSequence[0].ImagePositionPatient, float)
+        world_lps = origin + c * d_col * iop[:3] + r * d_row * iop[3:]
+        index = np.linalg.solve(volume.affine, LPS @ np.append(world_lps, 1.0))[:3]
+        i, j, k = np.round(index).astype(int)
+        assert np.allclose(index, [i, j, k], atol=1e-3)
+        assert volume.array[i, j, k] == pixels[r, c] * 0.25 - 1100.0
+    assert volume.meta.warnings == ()
+
+
+def _frames(count: int = 10) -> np.ndarray:
+    return np.random.default_rng(4).integers(0, 4000, (count, 64, 64), dtype=np.uint16)
+
+
+def test_stripped_multiframe_reads_under_a_stated_assumption(tmp_path, capsys):
+    """No functional groups: 10 frames of 64x64 with top-level PixelSpacing (rows 0.9,
+    columns 0.8) and SpacingBetweenSlices 3 (SliceThickness 2.5) read as one stack."""
+    frames = _frames()
+    path = write_stripped_enhanced_mr(tmp_path / "stripped.dcm", frames)
+    volume = read_volume(path)
+    np.testing.assert_array_equal(volume.array, frames.transpose(2, 1, 0))
+    assert volume.spacing == pytest.approx((0.8, 0.9, 3.0))
+    np.testing.assert_allclose(volume.affine, LPS @ np.diag([0.8, 0.9, 3.0, 1.0]))
+    code, out, err = run_cli(capsys, "info", path, "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["shape"] == [64, 64, 10] and info["spacing"] == pytest.approx([0.8, 0.9, 3.0])
+    assert len(info["warnings"]) == 2
+    assert "ImageOrientationPatient" in info["warnings"][0]
+    assert "3 mm apart (SpacingBetweenSlices)" in info["warnings"][1]
+    code, out, _ = run_cli(capsys, "info", path)
+    assert code == 0 and out.count("  warning  ") == 2
+    assert "PID-999" not in out and "DOE" not in out
+
+
+def test_stripped_multiframe_falls_back_to_slice_thickness(tmp_path):
+    path = write_stripped_enhanced_mr(tmp_path / "s.dcm", _frames(), between=None)
+    volume = read_volume(path)
+    assert volume.spacing == pytest.approx((0.8, 0.9, 2.5))
+    assert "(SliceThickness; no SpacingBetweenSlices" in volume.meta.warnings[1]
+
+
+def test_stripped_multiframe_warning_reaches_the_nifti_sidecar(tmp_path, capsys):
+    path = write_stripped_enhanced_mr(tmp_path / "s.dcm", _frames())
+    code, _, err = run_cli(capsys, "convert", path, tmp_path / "s.nii.gz")
+    assert code == 0
+    assert err.count("dipmed convert: warning: ") == 2
+    sidecar = json.loads((tmp_path / "s.json").read_text())
+    assert sidecar["Warnings"] == list(read_volume(path).meta.warnings)
+
+
+def test_multivolume_enhanced_file_lists_and_reads_each_volume(tmp_path, capsys, ct_volume):
+    path = write_enhanced_mr(tmp_path / "dwi.dcm", ct_volume, b_values=(0.0, 1000.0))
+    code, out, err = run_cli(capsys, "info", path, "--json")
+    assert code == 0, err
+    volumes = json.loads(out)["volumes"]
+    assert [(v["index"], v["b_value"], v["frames"]) for v in volumes] == [(0, 0, 16), (1, 1000, 16)]
+    second = read_volume(path, volume=1)
+    np.testing.assert_allclose(second.array, ct_volume.array + 0.25, atol=1e-3)
+    np.testing.assert_allclose(second.affine, ct_volume.affine, atol=1e-4)
+    code, _, err = run_cli(capsys, "convert", path, tmp_path / "o.nii.gz")
+    assert code == 2 and "multi-frame file of 2 volumes; choose one with --volume 0..1" in err
+
+
+def _mosaic_series(folder: Path) -> Path:
+    """Two real mosaic files of one series (SeriesInstanceUID): b = 0 and b = 1000."""
+    for name in ("siemens_dwi_0", "siemens_dwi_1000"):
+        if nibabel_mosaic(name, folder / f"{name}.dcm") is None:
+            pytest.skip("nibabel's mosaic test files are not installed")
+    return folder
+
+
+@pytest.mark.filterwarnings("ignore:The DICOM readers are highly experimental")
+def test_info_lists_the_volumes_of_a_mosaic_series(tmp_path, capsys):
+    folder = _mosaic_series(tmp_path / "dwi")
+    code, out, err = run_cli(capsys, "info", folder, "--json")
+    assert code == 0, err
+    listing = json.loads(out)
+    assert len(listing["series"]) == 1 and listing["series"][0]["files"] == 2
+    volumes = listing["volumes"]
+    assert [v["index"] for v in volumes] == [0, 1]
+    assert [v["b_value"] for v in volumes] == [0, 1000]
+    assert [v["acquisition_number"] for v in volumes] == [1, 2]
+    code, out, _ = run_cli(capsys, "info", folder)
+    assert code == 0 and "2 volumes" in out
+    assert "volume    0  b_value=0" in out and "volume    1  b_value=1000" in out
+    code, out, _ = run_cli(capsys, "info", folder, "--volume", "1", "--json")
+    assert code == 0 and json.loads(out)["shape"] == [128, 128, 48]
+    code, _, err = run_cli(capsys, "convert", folder, tmp_path / "o.nii.gz")
+    assert code == 2 and "is a mosaic series of 2 volumes; choose one with --volume 0..1" in err
+
+
 @pytest.mark.filterwarnings("ignore:The DICOM readers are highly experimental")
 def test_siemens_mosaic_unpacks_with_its_geometry(tmp_path):
     from nibabel.nicom import dicomwrappers
 
-    sample = Path(nib.__file__).parent / "nicom" / "tests" / "data" / "siemens_dwi_0.dcm.gz"
-    if not sample.exists():
+    path = nibabel_mosaic("siemens_dwi_0", tmp_path / "mosaic.dcm")
+    if path is None:
         pytest.skip("nibabel's mosaic test file is not installed")
-    path = tmp_path / "mosaic.dcm"
-    path.write_bytes(gzip.decompress(sample.read_bytes()))
     volume = read_volume(path)
     wrapper = dicomwrappers.wrapper_from_file(str(path))
     assert volume.shape == tuple(np.array(wrapper.image_shape)[[1, 0, 2]])
@@ -151,8 +250,6 @@ def test_siemens_mosaic_unpacks_with_its_geometry(tmp_path):
 
 
 def test_info_json_describes_the_series(capsys, ct_series):
-    import json
-
     code, out, _ = run_cli(capsys, "info", ct_series, "--json")
     assert code == 0
     info = json.loads(out)

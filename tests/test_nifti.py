@@ -60,7 +60,7 @@ def test_4d_reads_the_chosen_volume(tmp_path, capsys):
     data = np.stack([np.full((16, 16, 16), v, np.float32) for v in (1, 2, 3)], axis=-1)
     source = _save(tmp_path / "bold.nii.gz", data, np.eye(4))
     assert read_volume(source, volume=2).array.mean() == pytest.approx(3.0)
-    code, _, err = run_cli(capsys, "info", source)
+    code, _, err = run_cli(capsys, "convert", source, tmp_path / "one.nii.gz")
     assert code == 2 and "--volume 0..2" in err
 
 

@@ -1,5 +1,6 @@
 """The Snakemake workflow, run for real in a copy of the repository: lint, dry run, a
-local run over data_samples/, resumption, a bad sample under --keep-going, and SLURM."""
+local run over data_samples/, resumption, a derived DICOM output, a bad sample under
+--keep-going, a sheet naming missing paths, and SLURM."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from dipmed.io import read_volume
 from slurm_cluster import missing, slurm_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("Snakefile", "config", "profiles", "data_samples")
 QUICK = {"restore": {"max_iters": 3}, "resources": {"threads": 1, "mem_mb": 2000}}
 DAEMONS = ("slurmctld", "slurmd")
+DCIODVFY_MISSING = "dciodvfy not installed (Debian dicom3tools; make test installs it as root)"
 NAMES = (
     "sub-phantom01_desc-denoised_T1w",
     "ct_phantom_desc-denoised",
@@ -74,7 +78,9 @@ def test_a_bad_sheet_row_is_named_before_anything_runs(workflow):
     (workflow / "config" / "samples.tsv").write_text("sample\tinput\ttask\nx\ty\tsharpen\n")
     done = snakemake(workflow, "-n")
     assert done.returncode != 0
-    assert "samples.tsv row 2: task 'sharpen' must be one of" in done.stdout + done.stderr
+    assert (
+        "samples.tsv row 2 (sample x): task 'sharpen' must be one of" in done.stdout + done.stderr
+    )
     assert not (workflow / "results").exists()
 
 
@@ -120,6 +126,67 @@ def test_a_bad_sample_fails_alone_with_the_cli_message(workflow):
     assert len(lines) == 1 and lines[0].startswith("dipmed: error:") and "broken" in lines[0]
     assert "Traceback" not in log
     assert not list((results / "dipmed").glob("sub-broken*"))
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            "sub-2_T1w\tdata_samples/sub-phantom01_T1w.nii.gz\tdenoise\tclean/sub-2.nii.gz\t",
+            "row 3 (sample sub-2_T1w): column reference: clean/sub-2.nii.gz does not exist; "
+            "correct the path (relative to the working directory {folder}) or remove the row",
+        ),
+        (
+            "sub-2_T1w\tdata_samples/sub-phantom01_T1w.nii.gz\tdenoise\t\tdicom",
+            "row 3 (sample sub-2_T1w): format dicom needs DICOM input (a folder or a DICOM "
+            "file), but input data_samples/sub-phantom01_T1w.nii.gz is NIfTI; set format to "
+            "nifti or leave the cell empty",
+        ),
+    ],
+)
+def test_a_sheet_error_is_one_line_before_any_job(workflow, row, message):
+    sheet = workflow / "config" / "samples.tsv"
+    good = "ct_phantom\tdata_samples/ct_phantom\tdenoise\t\t"
+    sheet.write_text(f"sample\tinput\ttask\treference\tformat\n{good}\n{row}\n")
+    done = snakemake(workflow, "--cores", "1", "--keep-going", "--configfile", "quick.yaml")
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    expected = f"sample sheet: config/samples.tsv {message.format(folder=workflow)}"
+    assert [line for line in output.splitlines() if "samples.tsv" in line] == [expected]
+    assert "Traceback" not in output and "MissingInputException" not in output
+    assert "Building DAG" not in output and not (workflow / "results").exists()
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason=DCIODVFY_MISSING)
+def test_a_dicom_sample_gives_a_valid_derived_series_beside_a_nifti_one(workflow):
+    sheet = workflow / "config" / "samples.tsv"
+    rows = [
+        "sample\tinput\ttask\tformat",
+        "sub-phantom01_T1w\tdata_samples/sub-phantom01_T1w.nii.gz\tdenoise\t",
+        "ct_phantom\tdata_samples/ct_phantom\tdenoise\tdicom",
+    ]
+    sheet.write_text("\n".join(rows) + "\n")
+    done = snakemake(workflow, "--cores", "2", "--configfile", "quick.yaml")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = workflow / "results"
+    series = results / "dipmed" / NAMES[1]
+    source, derived = read_volume(workflow / "data_samples" / "ct_phantom"), read_volume(series)
+    assert derived.shape == source.shape
+    np.testing.assert_allclose(derived.affine, source.affine, atol=1e-3)
+    slices = sorted(series.glob("*.dcm"))  # Snakemake adds a hidden .snakemake_timestamp
+    assert len(slices) == source.shape[2]
+    for path in slices:
+        check = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        errors = [ln for ln in (check.stdout + check.stderr).splitlines() if "Error" in ln]
+        assert not errors, f"{path.name}: {errors}"
+    assert not (results / "dipmed" / f"{NAMES[1]}.json").exists()
+    assert (results / "dipmed" / f"{NAMES[1]}_uncertainty.nii.gz").stat().st_size > 1000
+    assert (results / "dipmed" / f"{NAMES[0]}.nii.gz").stat().st_size > 1000
+    assert json.loads((results / "dipmed" / f"{NAMES[0]}.json").read_text())["Description"]
+    for name in NAMES[:2]:
+        report = json.loads((results / "reports" / name / "report.json").read_text())
+        assert report["output"]["format"] == ("dicom" if "ct" in name else "nifti")
+        assert (results / "reports" / name / "report.html").exists()
 
 
 @pytest.mark.skipif(missing() is not None, reason=missing() or "")

@@ -6,14 +6,21 @@ import json
 from pathlib import Path
 
 from dipmed.errors import InputError
-from dipmed.io.dicom_read import DicomSource, read_series, stack_kind
+from dipmed.io.dicom_read import DicomSource, read_series, series_volumes, stack_kind
 from dipmed.io.dicom_scan import Series, choose_series, read_header, scan_folder, series_of
 from dipmed.io.dicom_write import write_derived_series
-from dipmed.io.nifti import is_nifti_path, read_nifti, sidecar_path, write_nifti
+from dipmed.io.nifti import is_nifti_path, nifti_volumes, read_nifti, sidecar_path, write_nifti
 from dipmed.io.paths import atomic_output, check_output
 from dipmed.volume import Volume
 
-__all__ = ["DicomSource", "find_series", "read_volume", "write_volume", "output_format"]
+__all__ = [
+    "DicomSource",
+    "find_series",
+    "list_volumes",
+    "read_volume",
+    "write_volume",
+    "output_format",
+]
 
 
 def find_series(path: Path) -> list[Series] | None:
@@ -39,13 +46,32 @@ def read_volume(path: Path, *, series: str | None = None, volume: int | None = N
     """Read a NIfTI file, a DICOM series folder, or a multi-frame/mosaic DICOM file."""
     found = find_series(path)
     if found is None:
-        if series is not None:
-            raise InputError(f"--series applies to DICOM input; {path} is NIfTI: drop it")
+        _check_no_series(path, series)
         return read_nifti(path, volume_index=volume)
+    return read_series(_chosen(path, found, series), volume_index=volume)
+
+
+def list_volumes(path: Path, found: list[Series] | None, *, series: str | None = None) -> list:
+    """What tells apart the volumes of a multi-volume input (4D NIfTI, mosaic series,
+    multi-volume multi-frame file), one dict each with its "index"; [] for one volume.
+
+    `found` is what `find_series(path)` returned."""
+    if found is None:
+        _check_no_series(path, series)
+        return nifti_volumes(path)
+    return series_volumes(_chosen(path, found, series))
+
+
+def _check_no_series(path: Path, series: str | None) -> None:
+    if series is not None:
+        raise InputError(f"--series applies to DICOM input; {path} is NIfTI: drop it")
+
+
+def _chosen(path: Path, found: list[Series], series: str | None) -> Series:
     chosen = choose_series(found, series, path)
-    if path.is_file() and _is_single_slice(chosen):
+    if path.is_file() and stack_kind(chosen.headers[0]) == "classic":
         raise InputError(f"{path} is one slice of a series; pass the folder holding the series")
-    return read_series(chosen, volume_index=volume)
+    return chosen
 
 
 def output_format(path: Path) -> str:
@@ -88,11 +114,8 @@ def _write_nifti_with_sidecar(
         "SeriesDescription": volume.meta.series_description,
         "SourceFormat": volume.meta.source_format,
         "Description": derivation,
+        "Warnings": list(volume.meta.warnings),  # what reading the input had to assume
     }
     with atomic_output(output) as image_tmp, atomic_output(sidecar) as sidecar_tmp:
         write_nifti(volume, image_tmp)
         sidecar_tmp.write_text(json.dumps({k: v for k, v in fields.items() if v}, indent=2))
-
-
-def _is_single_slice(series: Series) -> bool:
-    return stack_kind(series.headers[0]) == "classic"

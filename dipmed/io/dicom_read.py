@@ -1,8 +1,7 @@
-"""Reading one DICOM series (classic slices, enhanced multi-frame, Siemens mosaic)."""
+"""Reading one DICOM series (classic slices, a multi-frame file, Siemens mosaic)."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +10,12 @@ from pydicom.dataset import Dataset
 
 from dipmed.errors import InputError
 from dipmed.io import dicom_geometry as geo
+from dipmed.io.dicom_frames import frame_count, frame_volumes, read_frames
+from dipmed.io.dicom_mosaic import mosaic_files, mosaic_volumes, unpack_mosaic
 from dipmed.io.dicom_pixels import decode_pixels
 from dipmed.io.dicom_scan import Series
 from dipmed.io.nifti import check_voxel_count
+from dipmed.io.volumes import pick_volume
 from dipmed.volume import Meta, Volume
 
 
@@ -31,9 +33,9 @@ class DicomSource:
 
 
 def stack_kind(header: Dataset) -> str:
-    """How a file holds its slices: "enhanced" multi-frame, Siemens "mosaic" or "classic"."""
-    if "PerFrameFunctionalGroupsSequence" in header:
-        return "enhanced"
+    """How a file holds its slices: "multiframe", Siemens "mosaic" or "classic" (one slice)."""
+    if "PerFrameFunctionalGroupsSequence" in header or frame_count(header) > 1:
+        return "multiframe"
     if "MOSAIC" in [str(v).upper() for v in header.get("ImageType", [])]:
         return "mosaic"
     return "classic"
@@ -41,23 +43,30 @@ def stack_kind(header: Dataset) -> str:
 
 def read_series(series: Series, *, volume_index: int | None = None) -> Volume:
     """The series as a Volume; its kind is decided from the first header."""
-    first = series.headers[0]
-    kind = stack_kind(first)
-    if kind == "enhanced":
-        return _read_enhanced(first, _single_file(series, "an enhanced multi-frame"))
+    kind = stack_kind(series.headers[0])
+    if kind == "multiframe":
+        return _read_multiframe(series, volume_index)
     if kind == "mosaic":
         return _read_mosaic(series, volume_index)
     if volume_index is not None:
-        raise InputError("--volume applies to 4D NIfTI and Siemens mosaic series; drop it")
+        raise InputError(
+            "--volume applies to 4D NIfTI, mosaic series and multi-volume multi-frame "
+            "files; drop it"
+        )
     return _read_classic(series)
 
 
+def series_volumes(series: Series) -> list[dict]:
+    """What tells apart the volumes of a multi-volume series; [] when it holds one."""
+    kind = stack_kind(series.headers[0])
+    if kind == "multiframe":
+        return frame_volumes(series.headers[0], _single_file(series))
+    if kind == "mosaic":
+        return mosaic_volumes(series)
+    return []
+
+
 def _read_classic(series: Series) -> Volume:
-    if int(series.headers[0].get("NumberOfFrames", 1) or 1) > 1:
-        raise InputError(
-            f"{series.files[0]} is a multi-frame image without functional groups; "
-            "convert it to single-frame slices first"
-        )
     slices = [_classic_slice(h, p) for h, p in zip(series.headers, series.files, strict=True)]
     source_dir = series.files[0].parent
     order = geo.slice_order(slices, source_dir)
@@ -65,7 +74,9 @@ def _read_classic(series: Series) -> Volume:
     ordered = [slices[i] for i in order]
     headers = tuple(series.headers[i] for i in order)
     source = DicomSource(headers, np.array([s.position for s in ordered]), classic=True)
-    return _volume(ordered, headers[0], source)
+    first = headers[0]
+    step = float(first.get("SpacingBetweenSlices", 0) or first.get("SliceThickness", 0) or 1)
+    return _volume(ordered, first, source, step)
 
 
 def _classic_slice(header: Dataset, path: Path) -> geo.Slice:
@@ -86,97 +97,43 @@ def _classic_slice(header: Dataset, path: Path) -> geo.Slice:
     )
 
 
-def _read_enhanced(dataset: Dataset, path: Path) -> Volume:
-    frames_count = int(dataset.get("NumberOfFrames", 1))
-    check_voxel_count(path, (int(dataset.Rows), int(dataset.Columns), frames_count))
-    frames = _frames(dataset, path, frames_count)
-    slices = [_frame_slice(dataset, i, frames, path) for i in range(frames_count)]
-    ordered = [slices[i] for i in geo.slice_order(slices, path)]
-    source = DicomSource((dataset,), np.array([ordered[0].position]), classic=False)
-    return _volume(ordered, dataset, source)
-
-
-def _frames(dataset: Dataset, path: Path, count: int) -> np.ndarray:
-    pixels = decode_pixels(dataset, path)
-    return pixels.reshape((count,) + pixels.shape[-2:])
-
-
-def _frame_slice(dataset: Dataset, index: int, frames: np.ndarray, path: Path) -> geo.Slice:
-    def attribute(sequence: str, keyword: str, default=None):
-        for groups in (
-            dataset.PerFrameFunctionalGroupsSequence[index],
-            dataset.get("SharedFunctionalGroupsSequence", [Dataset()])[0],
-        ):
-            if sequence in groups and keyword in groups[sequence][0]:
-                return groups[sequence][0][keyword].value
-        if default is None:
-            raise InputError(
-                f"{path}: frame {index + 1} lacks {sequence}/{keyword}; "
-                "the multi-frame geometry is incomplete"
-            )
-        return default
-
-    return geo.Slice(
-        position=np.array(attribute("PlanePositionSequence", "ImagePositionPatient"), float),
-        orientation=np.array(
-            attribute("PlaneOrientationSequence", "ImageOrientationPatient"), float
-        ),
-        spacing=tuple(float(v) for v in attribute("PixelMeasuresSequence", "PixelSpacing")),
-        shape=frames.shape[1:],
-        slope=float(attribute("PixelValueTransformationSequence", "RescaleSlope", 1.0)),
-        intercept=float(attribute("PixelValueTransformationSequence", "RescaleIntercept", 0.0)),
-        pixels=lambda: frames[index],
-    )
+def _read_multiframe(series: Series, volume_index: int | None) -> Volume:
+    dataset, path = series.headers[0], _single_file(series)
+    stack = read_frames(dataset, path, volume_index)
+    source = DicomSource((dataset,), np.array([stack.slices[0].position]), classic=False)
+    return _volume(stack.slices, dataset, source, stack.step_mm, stack.warnings)
 
 
 def _read_mosaic(series: Series, volume_index: int | None) -> Volume:
-    with warnings.catch_warnings():  # nibabel warns that its DICOM readers are experimental
-        warnings.simplefilter("ignore")
-        from nibabel.nicom import dicomwrappers
-
-    count = len(series.files)
-    if volume_index is None and count > 1:
-        raise InputError(
-            f"{series.files[0].parent} is a mosaic series of {count} volumes; "
-            f"choose one with --volume 0..{count - 1}"
-        )
-    index = volume_index or 0
-    if not 0 <= index < count:
-        raise InputError(f"--volume {index} is out of range; the series has volumes 0..{count - 1}")
-    ordered = sorted(
-        zip(series.headers, series.files, strict=True),
-        key=lambda pair: int(pair[0].get("InstanceNumber", 0) or 0),
-    )
-    header, path = ordered[index]
-    decode_pixels(header, path)  # clear message when the pixel data cannot be decoded
-    try:
-        wrapper = dicomwrappers.wrapper_from_data(header)
-        data, lps = wrapper.get_data(), wrapper.affine  # (rows, cols, slices), row index first
-    except Exception as error:
-        raise InputError(
-            f"{path}: Siemens mosaic cannot be unpacked ({error}); convert it with dcm2niix first"
-        ) from None
-    affine = geo.LPS_TO_RAS @ lps[:, [1, 0, 2, 3]]
-    source = DicomSource((header,), np.array([lps[:3, 3]]), classic=False)
-    array = np.ascontiguousarray(np.transpose(data, (1, 0, 2)), dtype=np.float32)
+    files = mosaic_files(series)
+    folder = series.files[0].parent
+    header, path = files[pick_volume(len(files), volume_index, folder, "is a mosaic series of")]
+    array, affine, position = unpack_mosaic(header, path)
+    source = DicomSource((header,), np.array([position]), classic=False)
     return Volume(array, affine, _meta(header), source)
 
 
-def _single_file(series: Series, kind: str) -> Path:
+def _single_file(series: Series) -> Path:
     if len(series.files) != 1:
         raise InputError(
-            f"{series.files[0].parent} holds {len(series.files)} files of {kind} "
+            f"{series.files[0].parent} holds {len(series.files)} files of a multi-frame "
             "series; pass one file instead of the folder"
         )
     return series.files[0]
 
 
-def _volume(ordered: list[geo.Slice], header: Dataset, source: DicomSource) -> Volume:
-    step = float(header.get("SpacingBetweenSlices", 0) or header.get("SliceThickness", 0) or 1)
-    return Volume(geo.stack_pixels(ordered), geo.stack_affine(ordered, step), _meta(header), source)
+def _volume(
+    ordered: list[geo.Slice],
+    header: Dataset,
+    source: DicomSource,
+    step_mm: float,
+    warnings: tuple[str, ...] = (),
+) -> Volume:
+    affine = geo.stack_affine(ordered, step_mm)
+    return Volume(geo.stack_pixels(ordered), affine, _meta(header, warnings), source)
 
 
-def _meta(header: Dataset) -> Meta:
+def _meta(header: Dataset, warnings: tuple[str, ...] = ()) -> Meta:
     modality = str(header.get("Modality", "") or "unknown")
     return Meta(
         modality=modality,
@@ -186,4 +143,5 @@ def _meta(header: Dataset) -> Meta:
         series_uid=str(header.get("SeriesInstanceUID", "") or ""),
         study_uid=str(header.get("StudyInstanceUID", "") or ""),
         frame_of_reference_uid=str(header.get("FrameOfReferenceUID", "") or ""),
+        warnings=warnings,
     )

@@ -12,6 +12,7 @@ import numpy as np
 
 from dipmed.errors import InputError
 from dipmed.io.encoding import is_int16_exact
+from dipmed.io.volumes import labels, pick_volume
 from dipmed.volume import Meta, Volume
 
 MAX_VOXELS = 2**31  # 8 GiB as float32: beyond this a header is corrupt or needs cropping
@@ -96,7 +97,12 @@ def _load_header(path: Path) -> nib.Nifti1Image:
 
 
 def _choose_volume(path: Path, shape: tuple[int, ...], volume_index: int | None) -> tuple:
-    extra = shape[3:]
+    index = pick_volume(_volume_count(path, shape), volume_index, path, "is 4D with")
+    return (slice(None),) * 3 + (index,) * (len(shape) > 3) + (0,) * max(len(shape) - 4, 0)
+
+
+def _volume_count(path: Path, shape: tuple[int, ...]) -> int:
+    """How many 3D volumes a 3D or 4D image holds; other shapes are refused."""
     if len(shape) < 3:
         raise InputError(f"{path} is {len(shape)}D (shape {shape}); dipmed restores 3D volumes")
     if len(shape) > 4 and any(n != 1 for n in shape[4:]):
@@ -104,19 +110,37 @@ def _choose_volume(path: Path, shape: tuple[int, ...], volume_index: int | None)
             f"{path} is {len(shape)}D (shape {shape}); dipmed reads 3D volumes "
             "and 4D series only: split it into 3D volumes first"
         )
-    count = int(np.prod(extra)) if extra else 1
-    if volume_index is None:
-        if count > 1:
-            raise InputError(
-                f"{path} is 4D with {count} volumes; choose one with --volume 0..{count - 1}"
-            )
-        volume_index = 0
-    elif not 0 <= volume_index < count:
-        raise InputError(
-            f"--volume {volume_index} is out of range: {path} holds {count} "
-            f"volume(s); use 0..{count - 1}"
+    return shape[3] if len(shape) > 3 else 1
+
+
+def nifti_volumes(path: Path) -> list[dict]:
+    """The volumes of a 4D NIfTI with their time (where the header gives its unit) and
+    b-value (from a .bval file beside it, as BIDS and FSL keep them); [] for 3D."""
+    image = _load_header(path)
+    count = _volume_count(path, tuple(int(n) for n in image.shape))
+    if count < 2:
+        return []
+    header = image.header
+    unit = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}.get(header.get_xyzt_units()[1])
+    step = float(header["pixdim"][4]) * (unit or 0.0)
+    b_values = _b_values(path, count)
+    return [
+        labels(
+            i,
+            time_s=round(float(header["toffset"]) * unit + i * step, 6) if step > 0 else None,
+            b_value=b_values[i] if b_values else None,
         )
-    return (slice(None),) * 3 + (volume_index,) * (len(shape) > 3) + (0,) * max(len(shape) - 4, 0)
+        for i in range(count)
+    ]
+
+
+def _b_values(path: Path, count: int) -> list[float] | None:
+    bval = sidecar_path(path).with_suffix(".bval")
+    try:
+        values = [float(v) for v in bval.read_text().split()]
+    except (OSError, ValueError):
+        return None
+    return values if len(values) == count else None
 
 
 def _check_file_size(path: Path, image: nib.Nifti1Image) -> None:

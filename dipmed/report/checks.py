@@ -14,6 +14,7 @@ def flags(report: dict) -> list[dict]:
     out = _stop_flags(report["fit"])
     out += _residual_flags(report["task"], report["metrics"]["residual"])
     out += _reference_flags(report["metrics"])
+    out += [_flag("input_assumption", w) for w in report["input"].get("warnings", [])]
     return out
 
 

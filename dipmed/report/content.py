@@ -42,7 +42,8 @@ def build_report(run: Run) -> dict:
     return {
         "dipmed_report": SCHEMA_VERSION,
         "task": run.command,
-        "input": _describe(run.volume, run.input_path),
+        "input": _describe(run.volume, run.input_path)
+        | {"warnings": list(run.volume.meta.warnings)},  # what reading it had to assume
         "output": _describe(r.volume, run.output_path) | {"format": output_format(run.output_path)},
         "reference": None
         if run.reference is None
