@@ -151,30 +151,32 @@ class _Array:
 
 def _wrapped(tree):
     """`tree` with every NumPy array (in dicts, lists, tuples, dataclasses) as an _Array."""
-    if isinstance(tree, np.ndarray):
-        array = tree if tree.flags.writeable else tree.copy()
-        return _Array(torch.from_numpy(np.ascontiguousarray(array)))
-    if isinstance(tree, dict):
-        return {k: _wrapped(v) for k, v in tree.items()}
-    if isinstance(tree, list | tuple):
-        return type(tree)(_wrapped(v) for v in tree)
-    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
-        fields = {f.name: _wrapped(getattr(tree, f.name)) for f in dataclasses.fields(tree)}
-        return dataclasses.replace(tree, **fields)
-    return tree
+    return _mapped(tree, np.ndarray, _as_array)
 
 
 def _unwrapped(tree):
     """The inverse of `_wrapped`: the arrays back (sharing the loaded tensors' memory)."""
-    if isinstance(tree, _Array):
-        return tree.tensor.numpy()
+    return _mapped(tree, _Array, lambda a: a.tensor.numpy())
+
+
+def _as_array(array: np.ndarray) -> _Array:
+    array = array if array.flags.writeable else array.copy()
+    return _Array(torch.from_numpy(np.ascontiguousarray(array)))
+
+
+def _mapped(tree, leaf: type, fn):
+    """`tree` with `fn` applied to every `leaf` in its dicts, lists, tuples, dataclasses."""
+    if isinstance(tree, leaf):
+        return fn(tree)
     if isinstance(tree, dict):
-        return {k: _unwrapped(v) for k, v in tree.items()}
+        return {k: _mapped(v, leaf, fn) for k, v in tree.items()}
     if isinstance(tree, list | tuple):
-        return type(tree)(_unwrapped(v) for v in tree)
+        return type(tree)(_mapped(v, leaf, fn) for v in tree)
     if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
-        fields = {f.name: _unwrapped(getattr(tree, f.name)) for f in dataclasses.fields(tree)}
-        return dataclasses.replace(tree, **fields)
+        fields = dataclasses.fields(tree)
+        return dataclasses.replace(
+            tree, **{f.name: _mapped(getattr(tree, f.name), leaf, fn) for f in fields}
+        )
     return tree
 
 
