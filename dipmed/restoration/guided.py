@@ -173,7 +173,8 @@ def guided_denoise(
     # memorised of the noise (MNI 9 %: -0.32 estimated, 0.13 true), the final Wiener
     # stage re-filters u and stays close (0.03 vs 0.10). The input's SURE is 1 everywhere.
     prior_image = stabiliser.inverse(prior) if candidates else None
-    moved = prior_change.__iadd__(prior)  # the pilot moved with u: p(u + eps b) ~ p + dp
+    prior_change += prior  # in place: the pilot moved with u, p(u + eps b) ~ p + dp
+    moved = prior_change
     del prior_change, prior
     final_terms = _final_sure_terms(
         u,
