@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -210,16 +211,12 @@ def _rss_gb(pid: int) -> float:
 
 def _stage_of(line: str) -> str:
     """A progress line's stage: its text after the label, without counts and times."""
-    import re
-
     text = line.split(": ", 1)[-1]
     return re.split(r"[,0-9]| elapsed| iteration", text)[0].strip() or "fit"
 
 
 def _scored_cli(folder: Path, lines, started: float, args, mask_above, data_range) -> dict:
     """The command's output scored in this process (the child is the CLI itself)."""
-    import re
-
     from dipmed.metrics import psnr
 
     restored = nib.load(folder / "restored.nii").get_fdata(dtype=np.float32)

@@ -15,7 +15,7 @@ from dipmed.phantom import mr_phantom
 from dipmed.restoration.anchor import project_onto
 from dipmed.restoration.internal_sr import applies, upsample_cubic
 from dipmed.restoration.operators import Downsample, apply
-from dipmed.restoration.restore import Task, restore
+from dipmed.restoration.restore import Task, _use_internal, restore
 from dipmed.volume import Volume, world_centre
 
 FAST = {"internal.steps": 200, "internal.batch": 4, "network.features": [8, 8, 16, 16, 32, 8]}
@@ -67,6 +67,17 @@ def test_which_volumes_internal_sr_applies_to():
     # in-plane 0.5 mm, 5 mm slices to 1 mm: the slices shrink to half their size
     assert not applies((60, 60, 8), (1, 1, 5), (0.5, 0.5, 5.0))
     assert applies((80, 80, 8), (1, 1, 5), (0.5, 0.5, 5.0))
+
+
+def test_auto_chooses_by_the_output_size_alone_on_every_device():
+    # a whole thick-slice scan (197x233x31 -> x124) takes internal sr, a crop the DIP fit,
+    # on a CPU and on a GPU alike (the choice never asks the device for its memory)
+    config = load_config(None)
+    task = Task("sr", factors=(1, 1, 4))
+    for shape, expected in (((197, 233, 31), True), ((48, 48, 8), False)):
+        volume = Volume(np.zeros(shape, np.float32), np.diag([1.0, 1.0, 4.0, 1.0]))
+        out_shape = task.output_shape(shape)
+        assert _use_internal(volume, task, config, out_shape) is expected
 
 
 def test_internal_sr_asked_for_where_it_cannot_apply_is_refused(thick_phantom):

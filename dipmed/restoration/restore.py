@@ -28,6 +28,7 @@ from dipmed.volume import Volume, refine_affine
 
 _NOISE_FLOOR = 1e-4  # of the intensity range: the smallest noise std guided denoising assumes
 _RISK_FLOOR = 0.01  # sr after denoising: the denoised slices' error is taken >= 0.1 sigma
+_SR_DIP_VOXELS = 128**3  # sr auto: a whole 3D DIP fit up to this output size, internal above
 MIN_SIZE = 16  # BasicUNet needs >= 16 voxels along every axis it convolves
 
 
@@ -107,7 +108,7 @@ def restore(
     out_shape = task.output_shape(volume.shape)
     mode, axis = pick_mode(out_shape, task.factors, config, device)
     # decided (and refused) before any work, the slices' denoising included
-    internal = task.kind == "sr" and _use_internal(volume, task, config, out_shape, device)
+    internal = task.kind == "sr" and _use_internal(volume, task, config, out_shape)
     normaliser = Normaliser.of(volume.array)
     measured = normaliser.forward(volume.array)
     model = _sr_noise_model(volume, task, config, progress)
@@ -207,8 +208,11 @@ def restore(
     )
 
 
-def _use_internal(volume: Volume, task: Task, config: RestoreConfig, out_shape, device) -> bool:
-    """Internal-learning sr: asked for, or (auto) where a whole 3D fit is too large."""
+def _use_internal(volume: Volume, task: Task, config: RestoreConfig, out_shape) -> bool:
+    """Internal-learning sr: asked for, or (auto) where the output exceeds `_SR_DIP_VOXELS`:
+    the same choice on every device, so a command gives the same method on a laptop and
+    on a GPU node (on an H200 the whole 3D DIP fit of a 197x233x124 output had not
+    finished in 170 s, where internal sr took 52 s; benchmarks/README.md)."""
     if config.sr_method == "dip":
         return False
     fits = internal_sr.applies(volume.shape, task.factors, volume.spacing)
@@ -217,9 +221,7 @@ def _use_internal(volume: Volume, task: Task, config: RestoreConfig, out_shape, 
             "sr_method internal needs exactly one downsampled axis and slices of at least 32 "
             "voxels at the output's spacing; use sr_method: dip (--sr-method dip) for this volume"
         )
-    return fits and (
-        config.sr_method == "internal" or np.prod(out_shape) > _max_3d_voxels(device, config)
-    )
+    return fits and (config.sr_method == "internal" or int(np.prod(out_shape)) > _SR_DIP_VOXELS)
 
 
 def _internal(
