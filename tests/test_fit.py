@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dipmed.restoration.fit import FitSettings, fit
+from dipmed.restoration.fit import STEP_VOXELS, FitSettings, _batches, fit
 from dipmed.restoration.losses import make_loss
 from dipmed.restoration.networks import NetworkConfig
 from dipmed.restoration.operators import Identity
@@ -98,3 +98,16 @@ def test_a_prior_scaled_to_a_small_misfit_descends_from_its_anchor():
         )
         ends[scale] = float(result.misfits[-1])
     assert ends[2e-3] < start < ends[1.0]
+
+
+def test_2d_steps_hold_a_bounded_number_of_voxels_and_cover_every_slice():
+    # 12 slices of 512x512 (3.1 M voxels): about STEP_VOXELS per step, each slice once
+    generator = torch.Generator().manual_seed(0)
+    prior = DeepPrior((12, 512, 512), mode="2d", axis=0, config=NET, generator=generator)
+    batches = _batches(prior, 0, generator)
+    assert STEP_VOXELS // (512 * 512) == 4
+    assert [len(b) for b in batches] == [4, 4, 4]
+    assert sorted(torch.cat(batches).tolist()) == list(range(12))
+    small = DeepPrior((16, 17, 3), mode="2d", axis=2, config=NET, generator=generator)
+    assert [len(b) for b in _batches(small, 0, generator)] == [3]  # a crop: one step
+    assert [len(b) for b in _batches(prior, 5, generator)] == [5, 5, 2]  # as asked

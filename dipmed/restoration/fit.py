@@ -20,6 +20,8 @@ from dipmed.restoration.events import Progress
 from dipmed.restoration.losses import Loss
 from dipmed.restoration.prior import DeepPrior
 
+STEP_VOXELS = 2**20  # 2D mode, batch_slices 0: about this many output voxels per step
+
 
 @dataclass(frozen=True)
 class FitSettings:
@@ -27,7 +29,7 @@ class FitSettings:
     learning_rate: float = 0.005  # Adam step size (0.005 beat 0.01 and 0.02: benchmarks)
     perturb: float = 1 / 30  # std of the noise added to z at every step (DIP default)
     ema: float = 0.9  # output exponential moving average decay (0 disables it)
-    batch_slices: int = 0  # 2D mode: slices per step (0: all at once)
+    batch_slices: int = 0  # 2D mode: slices per step (0: as many as hold STEP_VOXELS)
     time_limit_s: float = 0.0  # wall-clock limit in seconds (0: none)
     log_every: int = 50  # epochs between progress reports
     run_past_stop: bool = False  # benchmarks: go on to the cap after the rule fires
@@ -182,8 +184,14 @@ def _step(prior, index, measurement, operator, loss_fn, optimizer, perturb, gene
 
 
 def _batches(prior: DeepPrior, size: int, generator: torch.Generator):
+    """The slices of each step of an epoch, in a random order (2D mode; 3D: one step).
+
+    `size` 0: as many slices as hold about STEP_VOXELS, so that a step's memory does not
+    grow with the volume (the whole stack of a whole scan in one step peaked near 10 GB)."""
     count = prior.slice_count
-    if prior.mode == "3d" or size <= 0 or size >= count:
+    if size <= 0 and prior.mode != "3d":
+        size = max(1, STEP_VOXELS * count // int(np.prod(prior.shape)))
+    if prior.mode == "3d" or size >= count:
         return [None] if prior.mode == "3d" else [torch.arange(count)]
     order = torch.randperm(count, generator=generator)
     return [order[i : i + size].sort().values for i in range(0, count, size)]
