@@ -221,7 +221,7 @@ def _scored_cli(folder: Path, lines, started: float, args, mask_above, data_rang
 
     restored = nib.load(folder / "restored.nii").get_fdata(dtype=np.float32)
     clean = nib.load(folder / "clean.nii").get_fdata(dtype=np.float32)
-    mask = clean > args.mask_above
+    mask = clean > mask_above
     found = (re.search(r"(\d+)\^3 patches, about ([0-9.]+) GB", t) for _, t in lines)
     planned = next((m for m in found if m), None)
     report = json.loads((folder / "report" / "report.json").read_text())

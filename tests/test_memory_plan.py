@@ -45,4 +45,4 @@ def test_the_plan_predicts_the_measured_peak_within_25_percent(
 
 def test_the_whole_volumes_are_among_the_measurements():
     names = [m[0] for m in _measured()]
-    assert {"cli 256x256x108"} <= set(names)
+    assert {"cli 256x256x108", "ct-big@cli"} <= set(names)
