@@ -235,15 +235,28 @@ def _gaussian(groups, pilots, noise):
     """Groups -> estimates under a Gaussian model of the group: x = m + (y - m) A^-1 C
     (rows), C the pilot cubes' covariance, A = C + S, m the noisy cubes' mean; weighted by
     the inverse of the estimate's noise variance, trace(G S G^T) with G = C A^-1."""
-    centred = pilots - pilots.mean(dim=1, keepdim=True)
-    c = centred.transpose(1, 2) @ centred / max(1, pilots.shape[1] - 1)
-    ridge = 1e-5 * float(noise.diagonal().mean())  # keeps A positive definite in float32
-    a = torch.linalg.cholesky(c + noise + ridge * torch.eye(len(noise), device=noise.device))
-    gain = torch.cholesky_solve(c, a)  # A^-1 C, whose transpose is G
+    gain = _gain(pilots - pilots.mean(dim=1, keepdim=True), noise)  # A^-1 C = G^T
     mean = groups.mean(dim=1, keepdim=True)
     spread = ((gain.transpose(1, 2) @ noise) * gain.transpose(1, 2)).sum(dim=(1, 2))
     weight = 1.0 / spread.clamp(min=float(noise.diagonal().min()) * 1e-3)
     return mean + (groups - mean) @ gain, weight
+
+
+def _gain(centred: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """A^-1 C, C the covariance of the centred cubes (B, K, n^3), A = C + S; by Cholesky.
+    Where C dwarfs S (hard edges of high contrast, a small noise level), float32 rounding
+    can leave A indefinite: those groups are computed again in float64."""
+    eye = 1e-5 * float(noise.diagonal().mean()) * torch.eye(len(noise), device=noise.device)
+    c = centred.transpose(1, 2) @ centred / max(1, centred.shape[1] - 1)
+    factor, info = torch.linalg.cholesky_ex(c + noise + eye)
+    gain = torch.cholesky_solve(c, factor)
+    bad = info != 0
+    if bool(bad.any()):
+        x = centred[bad].double()
+        c = x.transpose(1, 2) @ x / max(1, x.shape[1] - 1)
+        factor = torch.linalg.cholesky(c + (noise + eye).double())
+        gain[bad] = torch.cholesky_solve(c, factor).float()
+    return gain
 
 
 def _pad(x: torch.Tensor, n: int) -> torch.Tensor:
