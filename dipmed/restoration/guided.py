@@ -65,7 +65,7 @@ _RETURN_VOX = 0.7  # Gaussian width (voxels) of the residual returned there
 @dataclass(frozen=True)
 class GuidedSettings:
     guide: str = "collaborative"  # collaborative (open) | bm4d (optional, non-commercial)
-    members: int = 2  # deep-prior members (each a seed and a flip); their spread: uncertainty
+    members: int = 3  # deep-prior members (each a seed and a flip); their spread: uncertainty
     iterations: int = 150  # SURE steps per member (MNI crops: 100 / 150 / 200 tried)
     learning_rate: float = 0.001  # Adam step size
     epsilon: float = 0.1  # finite-difference step for the divergence (noise stds)
