@@ -22,7 +22,7 @@ def test_the_cli_names_each_stage_in_order(tmp_path, capsys):
     code, _, err = run_cli(capsys, "denoise", source, tmp_path / "out.nii.gz", "--max-iters", "4")
     assert code == 0, err
     expected = ["read 20x18x16 voxels", "noise level", "memory plan", "guide, slab", "iteration",
-                "final Wiener stage", "writing"]  # fmt: skip
+                "final Bayes stage", "writing"]  # fmt: skip
     lines = err.splitlines()
     positions = [next(i for i, line in enumerate(lines) if want in line) for want in expected]
     assert positions == sorted(positions), err

@@ -51,7 +51,7 @@ def _guided(report: dict) -> str:
     rule, versions, guided = fit["rule"], report["provenance"]["versions"], config["guided"]
     guide = {
         "collaborative": "dipmed's collaborative filter of grouped similar 4x4x4 cubes "
-        "(hard thresholding, then Wiener; the BM4D route)",
+        "(hard thresholding, then a Gaussian model of each group after NL-Bayes)",
         "bm4d": "BM4D (the bm4d package, non-commercial licence)",
     }[rule["guide"]]
     where = {"air": "air at the border of the field of view"}.get(
@@ -72,8 +72,9 @@ def _guided(report: dict) -> str:
         f"corrected the guide from the stabilised data, each trained for "
         f"{fit['iterations'] // max(rule['members'], 1)} Adam steps (learning rate "
         f"{guided['learning_rate']}) on Monte-Carlo SURE (Stein's unbiased risk estimate; "
-        f"Jo et al., ICCV 2021), averaged (decay {guided['ema']}); a Wiener stage piloted by "
-        f"their mean gave the final estimate. Of the input, the guide and the final estimate, "
+        f"Jo et al., ICCV 2021), averaged (decay {guided['ema']}); a Bayes stage (a Gaussian "
+        f"model of each group of similar cubes, after NL-Bayes) piloted by their mean gave "
+        f"the final estimate. Of the input, the guide and the final estimate, "
         f"the one with the lowest SURE was returned: {rule['chosen']} (SURE per voxel "
         f"{rule['risk_' + rule['chosen']]:.3f}; the input scores 1). Random seed "
         f"{config['seed']}; {fit['seconds']:.1f} s on {fit['device']} (PyTorch "
