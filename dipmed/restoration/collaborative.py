@@ -89,7 +89,7 @@ def denoise(
 
     `variances`: a float (white noise of that variance) or the per-coefficient variances
     of a cube's 3D DCT (`coefficient_variances`). With `pilot`, stage 1 is skipped and the
-    pilot drives matching and the Wiener weights.
+    pilot drives matching and the groups' covariances.
 
     Example:
         >>> x = np.zeros((20, 20, 20), np.float32); x[5:15] = 1
