@@ -84,8 +84,9 @@ def denoise(
     device: torch.device | str | None = None,
 ) -> np.ndarray:
     """Two-stage collaborative filtering of `noisy` (3D) with noise of the given spectrum:
-    hard thresholding, then the Bayes stage piloted by its output (on the benchmark's
-    crops +0.56 to +0.82 dB over the Wiener weights as stage 2: benchmarks/README.md).
+    hard thresholding, then the Bayes stage piloted by its output (as the guide's stage 2
+    on the benchmark's crops, the final result +0.035 to +0.10 dB over the Wiener
+    weights; as the final stage +0.12 to +0.76 dB: benchmarks/README.md).
 
     `variances`: a float (white noise of that variance) or the per-coefficient variances
     of a cube's 3D DCT (`coefficient_variances`). With `pilot`, stage 1 is skipped and the
@@ -127,10 +128,7 @@ def wiener(
 
     `report(done, total)` after each slab of reference cubes (progress). `device`: where
     the filter runs (the volumes come back to the host)."""
-    p = _tensor(pilot, device)
-    var = _variances(variances, settings.cube)
-    y = _tensor(noisy, device)
-    return _stage(y, p, var, settings, pilot=p, report=report).cpu().numpy()
+    return _piloted(noisy, pilot, variances, settings, report, device, "dct")
 
 
 def bayes(
@@ -146,12 +144,17 @@ def bayes(
     their covariance from the pilot's cubes, their mean from `noisy` (linear in noisy).
 
     Piloted by the deep prior's members on the benchmark's CT crop (BM4D guide): 49.01 dB
-    against 48.89 for the Wiener weights (benchmarks/README.md, issue 10, sixth session).
+    against 48.89 for the Wiener weights (benchmarks/README.md, issue 10, sixth and
+    seventh sessions).
     """
+    return _piloted(noisy, pilot, variances, settings, report, device, "bayes")
+
+
+def _piloted(noisy, pilot, variances, settings, report, device, model: str) -> np.ndarray:
     p = _tensor(pilot, device)
     var = _variances(variances, settings.cube)
     y = _tensor(noisy, device)
-    return _stage(y, p, var, settings, pilot=p, report=report, model="bayes").cpu().numpy()
+    return _stage(y, p, var, settings, pilot=p, report=report, model=model).cpu().numpy()
 
 
 def _tensor(x: np.ndarray, device=None) -> torch.Tensor:
