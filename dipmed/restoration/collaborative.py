@@ -128,7 +128,7 @@ def wiener(
 
     `report(done, total)` after each slab of reference cubes (progress). `device`: where
     the filter runs (the volumes come back to the host)."""
-    return _piloted(noisy, pilot, variances, settings, report, device, "dct")
+    return _piloted(noisy, pilot, variances, settings, report, device, "wiener")
 
 
 def bayes(
@@ -167,10 +167,10 @@ def _variances(variances, n: int) -> torch.Tensor:
     return torch.full((n**3,), float(variances))
 
 
-def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, model="dct"):
+def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, model=None):
     """One stage over the whole volume, in slabs of reference cubes (memory bounded).
 
-    Without a pilot: hard thresholding; with one, its Wiener weights (`model` "dct") or
+    Without a pilot: hard thresholding; with one, its Wiener weights (`model` "wiener") or
     its groups' Gaussian model (`model` "bayes")."""
     n, device = settings.cube, y.device
     var = var.to(device)
@@ -179,12 +179,11 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     pad = padded if match_on is y else _pad(match_on, n)
     if pilot is not None:
         pilot = (pad if pilot is match_on else _pad(pilot, n)).reshape(-1)
-    if pilot is None:
-        k = settings.group
-    else:
-        k = settings.group_bayes if model == "bayes" else settings.group_wiener
+    groups = {None: settings.group, "wiener": settings.group_wiener, "bayes": settings.group_bayes}
+    k = groups[model]
     t, dk = cube_transform(n).to(device), dct_matrix(k).to(device)
-    noise = t.T @ (var[:, None] * t)  # a cube's noise covariance in voxels (Bayes)
+    if model == "bayes":
+        noise = t.T @ (var[:, None] * t)  # a cube's noise covariance in voxels
     window = _window(n, settings.window).to(device)
     offsets = _cube_offsets(padded.shape, n).to(device)
     values = padded.reshape(-1)
