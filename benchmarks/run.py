@@ -84,21 +84,27 @@ def run_dipmed(degraded, task: Task, clean, data_range, cap, modality, device):
     }
 
 
-def run_guided(noisy, clean, data_range, modality, device, sigma_true, guide="collaborative"):
-    """Default `dipmed denoise` (its own noise estimate); scores every candidate, and logs
-    each candidate's SURE beside its true squared error in the stabilised domain."""
-    config = load_config(None, device=device, **{"guided.guide": guide, **GUIDED_OVERRIDES})
+def run_guided(
+    noisy, clean, data_range, modality, device, sigma_true, guide="collaborative", quality=None
+):
+    """`dipmed denoise` at its default quality (or `quality`), its own noise estimate; scores
+    every candidate, and logs each candidate's SURE beside its true squared error in the
+    stabilised domain, and the seconds of each stage."""
+    keys = {"guided.guide": guide, "guided.quality": quality, **GUIDED_OVERRIDES}
+    config = load_config(None, device=device, **keys)
     result = restore(
         Volume(noisy, np.eye(4), Meta(modality=modality)), Task("denoise"), config, candidates=True
     )
     d = result.details
     candidates = {"input": noisy, **d["candidates"]}
-    eligible = ("input", "guide", "final")  # "prior" is logged, never returned
+    eligible = [k for k in ("input", "guide", "final") if k in candidates]  # not "prior"
     scores = {k: psnr(v, clean, data_range) for k, v in candidates.items()}
     target, forward = _stabilised_truth(clean, result.sigma, modality)
     true_risk = {k: float(np.mean((forward(v) - target) ** 2)) for k, v in candidates.items()}
     return {
         "method": "dipmed" if guide == "collaborative" else "dipmed + BM4D guide",
+        "quality": d["quality"],
+        "stage_seconds": d["stage_seconds"],
         "sigma": "own estimate",
         "estimate": result.volume.array,
         "uncertainty": result.uncertainty,
@@ -159,6 +165,8 @@ def denoise_case(name, clean, noisy, sigma, data_range, mask, modality, args, ex
     entries = [{"method": "noisy input", "estimate": noisy, "seconds": 0.0, "sigma": ""}]
     entries += denoisers(noisy, sigma, clean, data_range, modality, args.threads)
     entries.append(run_guided(noisy, clean, data_range, modality, args.device, sigma))
+    fast = run_guided(noisy, clean, data_range, modality, args.device, sigma, quality="fast")
+    entries.append({**fast, "method": "dipmed fast"})
     if args.bm4d_guide:
         entries.append(run_guided(noisy, clean, data_range, modality, args.device, sigma, "bm4d"))
     for entry in entries:

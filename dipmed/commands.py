@@ -22,6 +22,7 @@ from dipmed.progress import ProgressPrinter
 from dipmed.report import Run, write_report
 from dipmed.restoration.checkpoint import Checkpoint, Interrupted, fingerprint
 from dipmed.restoration.events import Stage
+from dipmed.restoration.guided import QUALITY
 from dipmed.restoration.noise import add_noise
 from dipmed.restoration.operators import Downsample, apply
 from dipmed.restoration.restore import Task, memory_plan, restore
@@ -40,6 +41,12 @@ def add_restore_options(parser: argparse.ArgumentParser) -> None:
         choices=("guided", "dip"),
         help="guided (default; denoise: non-local guide + SURE-trained prior; sr: the slices "
         "denoised first where the noise is read from air or given) or dip (anchored DIP only)",
+    )
+    parser.add_argument(
+        "--quality",
+        choices=tuple(QUALITY),
+        help="guided denoising: fast (the non-local guide alone, BM4D-class time), default "
+        "(one deep-prior member piloting a final stage) or best (three members; slowest)",
     )
     parser.add_argument("--mode", choices=("2d", "3d", "auto"), help="generator: 2D slices, 3D")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
@@ -171,7 +178,7 @@ def _prepare(args: argparse.Namespace):
         seed=args.seed,
         memory_gb=args.memory_gb,
         sr_method=getattr(args, "sr_method", None),
-        **{"fit.max_iters": args.max_iters},
+        **{"fit.max_iters": args.max_iters, "guided.quality": args.quality},
     )
     volume = read_input(args)
     check_output(args.input, args.output, overwrite=args.overwrite)
@@ -262,9 +269,10 @@ def _derivation(command: str, result) -> str:
     if result.method == "guided":
         d = result.details
         return (
-            f"dipmed {__version__} {command}: Deep Image Prior, guided ({d['guide']} guide, "
-            f"{d['members']} SURE-trained BasicUNet members, returned: {d['chosen']}), "
-            f"noise sigma {result.sigma:.4g}"
+            f"dipmed {__version__} {command}: Deep Image Prior, guided (quality "
+            f"{d['quality']}: {d['guide']} guide, {d['members']} SURE-trained BasicUNet "
+            f"members, returned: {d['chosen']}), noise sigma {result.sigma:.4g}; seconds: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in d["stage_seconds"].items())
         )
     if result.method == "internal":
         return (

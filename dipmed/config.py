@@ -15,7 +15,7 @@ import yaml
 
 from dipmed.errors import InputError
 from dipmed.restoration.fit import FitSettings
-from dipmed.restoration.guided import GuidedSettings
+from dipmed.restoration.guided import QUALITY, GuidedSettings
 from dipmed.restoration.internal_sr import InternalSettings
 from dipmed.restoration.networks import NetworkConfig
 
@@ -46,6 +46,7 @@ class RestoreConfig:
 
     def __post_init__(self) -> None:
         _choice("method", self.method, ("guided", "dip"))
+        _choice("guided.quality", self.guided.quality, tuple(QUALITY))
         _choice("guided.guide", self.guided.guide, ("collaborative", "bm4d"))
         _choice("guided.precision", self.guided.precision, ("fp32", "bf16"))
         _choice("mode", self.mode, ("2d", "3d", "auto"))
@@ -63,8 +64,8 @@ class RestoreConfig:
             or self.checkpoint_s < 0
             or self.stop_tau <= 0
             or self.fit.max_iters < 1
-            or self.guided.members < 1
-            or self.guided.iterations < 0
+            or (self.guided.members is not None and self.guided.members < 0)
+            or (self.guided.iterations is not None and self.guided.iterations < 0)
             or self.guided.patch < 32
             or self.internal.steps < 1
             or self.internal.batch < 1
@@ -72,7 +73,7 @@ class RestoreConfig:
         ):
             raise InputError(
                 "anchor_sigma, noise_sigma, memory_gb and checkpoint_s must be >= 0, stop_tau > 0, "
-                "fit.max_iters >= 1, guided.members >= 1, guided.iterations >= 0 and "
+                "fit.max_iters >= 1, guided.members >= 0, guided.iterations >= 0 and "
                 "guided.patch >= 32, internal.steps >= 1, internal.batch >= 1 and "
                 "internal.patch >= 16"
             )
@@ -131,6 +132,8 @@ def _coerce(kind, value, name: str):
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     origin = typing.get_origin(kind)
+    if origin is types.UnionType:  # an optional setting (int | None): either is taken
+        origin = None
     if origin is tuple and isinstance(value, list | tuple):
         return tuple(_coerce(typing.get_args(kind)[0], v, name) for v in value)
     expected = origin or kind

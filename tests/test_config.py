@@ -31,6 +31,8 @@ def test_yaml_and_overrides(tmp_path):
         ("fit:\n  lr: 0.1\n", "unknown config key fit.lr"),
         ("fit:\n  max_iters: many\n", "fit.max_iters must be int"),
         ("mode: 4d\n", "mode must be one of"),
+        ("guided:\n  quality: fastest\n", "guided.quality must be one of fast, default, best"),
+        ("guided:\n  members: -1\n", "guided.members >= 0"),
         ("- a list\n", "must be a mapping"),
         ("mode: [unclosed\n", "cannot read config"),
     ],

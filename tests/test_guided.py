@@ -140,6 +140,29 @@ def test_guided_denoising_beats_the_input_and_its_uncertainty_ranks_the_error(br
     assert 0.5 * rms < rms_uncertainty < 2.0 * rms, (rms, rms_uncertainty)
 
 
+def test_the_fast_preset_returns_the_guide_without_members_and_times_each_stage(brain):
+    """quality fast: no member, no final stage; the risk still chooses against the input,
+    and every stage that ran has its seconds."""
+    noisy = _rician(brain, 0.06 * brain.max(), np.random.default_rng(4))
+    volume = Volume(noisy, np.eye(4), Meta(modality="MR"))
+    fast = restore(volume, Task("denoise"), load_config(None, **{"guided.quality": "fast"}))
+    d = fast.details
+    assert d["quality"] == "fast" and d["members"] == 0 and len(fast.fit.losses) == 0
+    assert set(d["risks"]) == {"input", "guide"} and d["chosen"] == "guide"
+    assert set(d["stage_seconds"]) == {
+        "guide",
+        "guide's risk estimate",
+        "members",
+        "choice, residual and uncertainty",
+    }
+    assert _psnr(fast.volume.array, brain) > _psnr(noisy, brain) + 5.0
+    best = load_config(None, **{"guided.quality": "best"}).guided.resolved()
+    default = load_config(None).guided.resolved()
+    assert (default.members, best.members) == (1, 3) and default.iterations < best.iterations
+    mine = load_config(None, **{"guided.quality": "best", "guided.members": 2}).guided.resolved()
+    assert (mine.members, mine.iterations) == (2, best.iterations)  # a set key wins
+
+
 def test_the_same_seed_gives_the_same_guided_result_on_cpu(brain):
     small = brain[6:-6, 6:-6, 4:-4]
     noisy = _rician(small, 0.05 * brain.max(), np.random.default_rng(6))

@@ -172,6 +172,8 @@ def _risk_rule(config: RestoreConfig, r) -> dict:
         "chosen": d["chosen"],
         "guide": d["guide"],
         "members": d["members"],
+        "quality": d["quality"],
+        "stage_seconds": d["stage_seconds"],
         **{f"risk_{k}": float(v) for k, v in d["risks"].items()},
         "noise_source": d["noise_source"],
         "noise_correlated": d["noise_correlated"],

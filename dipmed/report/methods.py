@@ -68,6 +68,20 @@ def _guided(report: dict) -> str:
         f"{noise['sigma']:.4g} {noise['units']}"
         f"{' (spatially correlated)' if rule['noise_correlated'] else ''}, came from {where}; "
         f"the data were stabilised by {stabilise}. A non-local guide was computed by {guide}. "
+        f"{_members(rule, fit, guided)}"
+        f"the one with the lowest SURE was returned: {rule['chosen']} (SURE per voxel "
+        f"{rule['risk_' + rule['chosen']]:.3f}; the input scores 1). Random seed "
+        f"{config['seed']}; {fit['seconds']:.1f} s on {fit['device']} (PyTorch "
+        f"{versions['torch']}, MONAI {versions['monai']})."
+    )
+
+
+def _members(rule: dict, fit: dict, guided: dict) -> str:
+    """The deep-prior part of the guided method, as the quality preset ran it."""
+    preset = f"Quality preset {rule.get('quality', 'default')}. "
+    if not rule["members"]:
+        return preset + "No deep-prior member was fitted; of the input and the guide, "
+    return preset + (
         f"{rule['members']} randomly initialised 3D MONAI BasicUNets (seeds and flips) "
         f"corrected the guide from the stabilised data, each trained for "
         f"{fit['iterations'] // max(rule['members'], 1)} Adam steps (learning rate "
@@ -75,10 +89,6 @@ def _guided(report: dict) -> str:
         f"Jo et al., ICCV 2021), averaged (decay {guided['ema']}); a Bayes stage (a Gaussian "
         f"model of each group of similar cubes, after NL-Bayes) piloted by their mean gave "
         f"the final estimate. Of the input, the guide and the final estimate, "
-        f"the one with the lowest SURE was returned: {rule['chosen']} (SURE per voxel "
-        f"{rule['risk_' + rule['chosen']]:.3f}; the input scores 1). Random seed "
-        f"{config['seed']}; {fit['seconds']:.1f} s on {fit['device']} (PyTorch "
-        f"{versions['torch']}, MONAI {versions['monai']})."
     )
 
 

@@ -72,9 +72,14 @@ def _headline(report: dict) -> str:
             f"onto them (rms misfit {fit['rule']['rms_misfit']:.3g})"
         )
     if fit["rule"]["name"] == "sure":
+        rule = fit["rule"]
+        names = [k.removeprefix("risk_") for k in rule if k.startswith("risk_")]
+        stages = ", ".join(f"{k} {v:.1f} s" for k, v in rule.get("stage_seconds", {}).items())
         stop = (
-            f"returned the {fit['rule']['chosen']} estimate, the lowest risk (SURE) of "
-            f"input, guide and final ({fit['iterations']} SURE steps)"
+            f"returned the {rule['chosen']} estimate, the lowest risk (SURE) of "
+            f"{', '.join(names)}; quality preset {rule.get('quality', 'default')}, "
+            f"{fit['iterations'] if rule['members'] else 0} SURE steps"
+            + (f" (stages: {stages})" if stages else "")
         )
     return (
         '<p class="headline">'

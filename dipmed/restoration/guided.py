@@ -39,7 +39,7 @@ Arrays in, arrays out (image units). Steps:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -62,16 +62,33 @@ _DETECT_Z = 3.5  # structure: the smoothed residual above this many of its noise
 _RETURN_VOX = 0.7  # Gaussian width (voxels) of the residual returned there
 
 
+QUALITY = {  # preset -> (deep-prior members, SURE steps per member); benchmarks/README.md
+    "fast": (0, 0),  # the open guide alone: BM4D-class time
+    "default": (1, 60),  # one member piloting the final stage: ~10x the guide's time on a CPU
+    "best": (3, 150),  # three members: the best measured quality, ~50x the guide's time
+}
+
+
 @dataclass(frozen=True)
 class GuidedSettings:
+    quality: str = "default"  # fast | default | best (QUALITY): members and steps when unset
     guide: str = "collaborative"  # collaborative (open) | bm4d (optional, non-commercial)
-    members: int = 3  # deep-prior members (each a seed and a flip); their spread: uncertainty
-    iterations: int = 150  # SURE steps per member (MNI crops: 100 / 150 / 200 tried)
+    members: int | None = None  # deep-prior members (a seed and a flip each); None: the preset's
+    iterations: int | None = None  # SURE steps per member; None: the preset's
     learning_rate: float = 0.001  # Adam step size
     epsilon: float = 0.1  # finite-difference step for the divergence (noise stds)
     ema: float = 0.99  # moving average of the iterates (of the weights when in patches)
     patch: int = 64  # side of the patches fitted (voxels); a smaller volume is fitted whole
     precision: str = "fp32"  # fp32 | bf16: the members' network under bf16 autocast
+
+    def resolved(self) -> GuidedSettings:
+        """Members and steps filled in from the quality preset where they are unset."""
+        members, steps = QUALITY[self.quality]
+        return replace(
+            self,
+            members=members if self.members is None else self.members,
+            iterations=steps if self.iterations is None else self.iterations,
+        )
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,7 @@ class GuidedResult:
     losses: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     seconds: float = 0.0
     candidates: dict = field(default_factory=dict, repr=False)  # name -> image units
+    stage_seconds: dict = field(default_factory=dict)  # stage -> wall-clock seconds
 
 
 class _Stabiliser:
@@ -127,20 +145,22 @@ def guided_denoise(
     score them; two whole-volume arrays more). Whole-volume arrays are few and updated in
     place: they set the peak memory (`memory`)."""
     start = time.perf_counter()
+    clock = _Clock()
     stabiliser = _Stabiliser(model, modality)
     u = stabiliser.forward(noisy)
     variances = _coefficient_variances(model)
     saved = checkpoint.get("guide") if checkpoint else None
     if saved is None:
-        saved = _guide(u, variances, settings.guide, model, progress, device=device)
+        saved = _guide(u, variances, settings.guide, model, progress, device=device, clock=clock)
         _keep(checkpoint, "guide", saved)
     elif progress:
         progress(Stage("guide: taken from the checkpoint"))
     guide, guide_terms, prior_change = saved  # the pilot's change starts as the guide's
     del saved
     members, change_sum, losses = [], None, []
+    count = settings.members if settings.iterations > 0 else 0
     fit_at = time.perf_counter()  # the steps' ETA counts from here, not from the guide
-    for m in range(settings.members if settings.iterations > 0 else 0):
+    for m in range(count):
         done = checkpoint.get(f"member{m}") if checkpoint else None
         if done is not None:
             member, change, curve = done
@@ -157,45 +177,45 @@ def guided_denoise(
             change_sum += change  # in place: one whole-volume array less at the peak
         losses.append(curve)
         del member, change, done
-    # the members' mean ("prior"), their spread, and the Bayes stage piloted by the mean
-    if members:
+    clock.lap("members")
+    final, final_terms, spread, prior_image = None, None, None, None
+    if members:  # the members' mean ("prior"), their spread, the Bayes stage it pilots
         prior = _mean(members)
         prior_change += change_sum / len(members)
         spread = _spread(members, stabiliser.inverse) if len(members) > 1 else None
+        del members, change_sum
+        final = collaborative.bayes(
+            u,
+            prior,
+            variances,
+            report=stage_parts(progress, "final Bayes stage, slab"),
+            device=device,
+        )
+        clock.lap("final stage")
+        # The prior alone is not a candidate: its SURE at fixed weights misses what training
+        # memorised of the noise; the final stage re-filters u and its SURE tracks.
+        prior_image = stabiliser.inverse(prior) if candidates else None
+        prior_change += prior  # in place: the pilot moved with u, p(u + eps b) ~ p + dp
+        moved = prior_change
+        del prior_change, prior
+        final_terms = _final_sure_terms(
+            u,
+            final,
+            variances,
+            model,
+            moved,
+            stage_parts(progress, "final stage's risk estimate, slab"),
+            device,
+        )
+        del moved
+        clock.lap("final stage's risk estimate")
     else:
-        prior, spread = guide, None
-    del members, change_sum
-    final = collaborative.bayes(
-        u,
-        prior,
-        variances,
-        report=stage_parts(progress, "final Bayes stage, slab"),
-        device=device,
-    )
-    # The prior alone is not a candidate: its SURE at fixed weights misses what training
-    # memorised of the noise (MNI 9 %: -0.32 estimated, 0.13 true), the final stage
-    # re-filters u and stays close (0.03 vs 0.10). The input's SURE is 1 everywhere.
-    prior_image = stabiliser.inverse(prior) if candidates else None
-    prior_change += prior  # in place: the pilot moved with u, p(u + eps b) ~ p + dp
-    moved = prior_change
-    del prior_change, prior
-    final_terms = _final_sure_terms(
-        u,
-        final,
-        variances,
-        model,
-        moved,
-        stage_parts(progress, "final stage's risk estimate, slab"),
-        device,
-    )
-    del moved
-    risks = {
-        "input": 1.0,
-        "guide": float(guide_terms.mean(dtype=np.float64)),
-        "final": float(final_terms.mean(dtype=np.float64)),
-    }
+        del prior_change
+    risks = {"input": 1.0, "guide": float(guide_terms.mean(dtype=np.float64))}
+    if final is not None:
+        risks["final"] = float(final_terms.mean(dtype=np.float64))
     chosen = min(risks, key=risks.get)
-    final_image = stabiliser.inverse(final) if candidates else None
+    final_image = stabiliser.inverse(final) if candidates and final is not None else None
     estimate = {"input": u, "guide": guide, "final": final}[chosen]
     terms = {"input": None, "guide": guide_terms, "final": final_terms}[chosen]
     del guide_terms, final_terms, final
@@ -222,7 +242,8 @@ def guided_denoise(
         uncertainty[air] = 0.0
     guide_image = stabiliser.inverse(guide)
     del guide
-    kept = {"prior": prior_image, "final": final_image} if candidates else {}
+    kept = {"prior": prior_image, "final": final_image} if final_image is not None else {}
+    clock.lap("choice, residual and uncertainty")
     return GuidedResult(
         estimate=restored,
         uncertainty=uncertainty,
@@ -232,7 +253,21 @@ def guided_denoise(
         losses=np.concatenate(losses) if losses else np.zeros(0),
         seconds=time.perf_counter() - start,
         candidates={"guide": guide_image, **kept},
+        stage_seconds=clock.laps,
     )
+
+
+class _Clock:
+    """Wall-clock seconds per stage, each lap from the end of the one before."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._at = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self._at, 3)
+        self._at = now
 
 
 def _fit_member(m, u, guide, model, settings, network, seed, device, progress, checkpoint, fit_at):
@@ -306,7 +341,9 @@ def _coefficient_variances(model: NoiseModel):
     return collaborative.coefficient_variances(cube_covariance(model.correlation, n), n)
 
 
-def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, progress=None, device=None):
+def _guide(
+    u: np.ndarray, variances, name: str, model: NoiseModel, progress=None, device=None, clock=None
+):
     """The guide g(u), its SURE terms (float16: they only feed the mean and a smoothed
     map), and g(u + eps b) - g(u) for the final stage's divergence.
 
@@ -321,12 +358,14 @@ def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, progress=None
         psd = 1.0 if model.white else _psd(model, u.shape)
         run = lambda x: bm4d.bm4d(x, psd).astype(np.float32)  # noqa: E731
         guide = run(u)
+        _lap(clock, "guide")
         eps = 0.1  # BM4D is not linear in u: a small step
         change = run(_shifted(u, eps)) - guide
     else:
         guide = collaborative.denoise(
             u, variances, report=stage_parts(progress, "guide, slab"), device=device
         )
+        _lap(clock, "guide")
         eps = _EPSILON_GUIDE
         change = collaborative.denoise(
             _shifted(u, eps),
@@ -336,7 +375,13 @@ def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, progress=None
         )
         change -= guide
     terms = _sure_terms(u, guide, change, eps, model).astype(np.float16)
+    _lap(clock, "guide's risk estimate")
     return guide, terms, change
+
+
+def _lap(clock, name: str) -> None:
+    if clock is not None:
+        clock.lap(name)
 
 
 def _shifted(u: np.ndarray, eps: float) -> np.ndarray:

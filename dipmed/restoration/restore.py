@@ -336,9 +336,10 @@ def _guided(
     floor = _NOISE_FLOOR * normaliser.scale  # a noise-free input: almost nothing to remove
     if model.sigma < floor:
         model = NoiseModel(floor, None, model.source)
-    settings = config.guided
+    settings = config.guided.resolved()
     # --max-iters caps the SURE steps of all members together
-    iterations = min(settings.iterations, max(1, config.fit.max_iters // settings.members))
+    members = max(settings.members, 1)
+    iterations = min(settings.iterations, max(1, config.fit.max_iters // members))
     need = memory.plan(volume.shape, settings.patch, config.memory_gb, device)
     patch = need.patch
     if checkpoint is not None:  # a resumed run keeps the patch it was fitting with
@@ -373,7 +374,9 @@ def _guided(
         "guide": settings.guide,
         "chosen": result.chosen,
         "risks": result.risks,
-        "members": settings.members,
+        "members": settings.members if settings.iterations > 0 else 0,
+        "quality": settings.quality,
+        "stage_seconds": result.stage_seconds,
         "noise_source": model.source,
         "noise_correlated": not model.white,
         "candidates": result.candidates,  # image units (benchmarks score them)
