@@ -73,7 +73,7 @@ def _headline(report: dict) -> str:
         )
     if fit["rule"]["name"] == "sure":
         rule = fit["rule"]
-        names = [k.removeprefix("risk_") for k in rule if k.startswith("risk_")]
+        names = [k[5:] for k in rule if k.startswith("risk_") and k != "risk_prior"]
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in rule.get("stage_seconds", {}).items())
         stop = (
             f"returned the {rule['chosen']} estimate, the lowest risk (SURE) of "

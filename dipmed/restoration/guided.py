@@ -178,7 +178,7 @@ def guided_denoise(
         losses.append(curve)
         del member, change, done
     clock.lap("members")
-    final, final_terms, spread, prior_image = None, None, None, None
+    final, final_terms, spread, prior_image, prior_risk = None, None, None, None, None
     if members:  # the members' mean ("prior"), their spread, the Bayes stage it pilots
         prior = _mean(members)
         prior_change += change_sum / len(members)
@@ -195,6 +195,7 @@ def guided_denoise(
         # The prior alone is not a candidate: its SURE at fixed weights misses what training
         # memorised of the noise; the final stage re-filters u and its SURE tracks.
         prior_image = stabiliser.inverse(prior) if candidates else None
+        prior_risk = _sure_mean(u, prior, prior_change, model)
         prior_change += prior  # in place: the pilot moved with u, p(u + eps b) ~ p + dp
         moved = prior_change
         del prior_change, prior
@@ -215,6 +216,8 @@ def guided_denoise(
     if final is not None:
         risks["final"] = float(final_terms.mean(dtype=np.float64))
     chosen = min(risks, key=risks.get)
+    if prior_risk is not None:  # logged beside the candidates' (benchmarks, report), not one
+        risks["prior"] = prior_risk
     final_image = stabiliser.inverse(final) if candidates and final is not None else None
     estimate = {"input": u, "guide": guide, "final": final}[chosen]
     terms = {"input": None, "guide": guide_terms, "final": final_terms}[chosen]
@@ -444,6 +447,21 @@ def _final_sure_terms(u, x, variances, model, moved_pilot, report=None, device=N
     )
     moved -= x
     return _sure_terms(u, x, moved, eps, model)
+
+
+def _sure_mean(u, x, difference, model: NoiseModel) -> float:
+    """The mean SURE of x (the members' mean) from its change `difference` under the probe,
+    at the members' final weights: what training memorised of the noise is not in it.
+    Summed slab by slab (one whole-volume array: the coloured probe)."""
+    sb = correlate(torch.from_numpy(_probe(u.shape)), model).numpy()
+    rows = max(1, 2**20 // max(1, int(np.prod(u.shape[1:]))))
+    total = 0.0
+    for first in range(0, u.shape[0], rows):
+        part = slice(first, first + rows)
+        residual = np.subtract(u[part], x[part], dtype=np.float64)
+        change = sb[part] * difference[part].astype(np.float64)
+        total += float(np.sum(residual**2 - 1.0 + 2.0 * change / _EPSILON_GUIDE))
+    return total / u.size
 
 
 def _probe(shape) -> np.ndarray:
