@@ -93,7 +93,7 @@ def child(args) -> None:
         None,
         device=args.device,
         sr_method=args.sr_method,
-        **{"guided.precision": args.precision},
+        **{"guided.precision": args.precision, "guided.quality": args.quality},
     )
     stages = []
 
@@ -145,6 +145,7 @@ def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, dat
         "--factors", ",".join(map(str, factors)), "--range", str(data_range),
         "--mask-above", str(mask_above), "--threads", str(args.threads), "--started", str(started),
         "--device", args.device, "--precision", args.precision, "--sr-method", args.sr_method,
+        "--quality", args.quality,
     ]  # fmt: skip
     if args.cli:  # what a user runs: the command, its files, report and checkpoint included
         (folder / "degraded.json").write_text(json.dumps({"Modality": modality}))
@@ -152,7 +153,7 @@ def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, dat
         command = [
             sys.executable, "-m", "dipmed", *kind, str(folder / "degraded.nii"),
             str(folder / "restored.nii"), "--threads", str(args.threads), "--device", args.device,
-            "--report", str(folder / "report"),
+            "--report", str(folder / "report"), "--quality", args.quality,
             *(["--uncertainty", str(folder / "uncertainty.nii")] if max(factors) == 1 else []),
         ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -293,6 +294,7 @@ def main() -> None:
         parser.add_argument("--device", default="auto")
         parser.add_argument("--precision", default="fp32")
         parser.add_argument("--sr-method", default="auto")
+        parser.add_argument("--quality", default="default")
         child(parser.parse_args(sys.argv[2:]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -303,6 +305,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", help="the members' fp32 | bf16")
     parser.add_argument("--sr-method", default="auto", help="sr: auto | internal | dip")
     parser.add_argument("--cli", action="store_true", help="run the dipmed command itself")
+    parser.add_argument("--quality", default="default", help="fast | default | best")
     args = parser.parse_args()
     import torch
 
@@ -329,6 +332,8 @@ def main() -> None:
         key += f"-{args.sr_method}"
     if args.cli:
         key += "@cli"
+    if args.quality != "default":
+        key += f"@{args.quality}"
     if not args.peers:  # --no-peers keeps the peers measured before on the same input
         peers = results.get(key, {}).get("peers", [])
     results[key] = {
