@@ -271,7 +271,8 @@ def _derivation(command: str, result) -> str:
         return (
             f"dipmed {__version__} {command}: Deep Image Prior, guided (quality "
             f"{d['quality']}: {d['guide']} guide, {d['members']} SURE-trained BasicUNet "
-            f"members, returned: {d['chosen']}), noise sigma {result.sigma:.4g}; seconds: "
+            f"member{'' if d['members'] == 1 else 's'}, returned: {d['chosen']}), noise sigma "
+            f"{result.sigma:.4g}; seconds: "
             + ", ".join(f"{k} {v:.1f}" for k, v in d["stage_seconds"].items())
         )
     if result.method == "internal":

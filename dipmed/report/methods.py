@@ -82,7 +82,8 @@ def _members(rule: dict, fit: dict, guided: dict) -> str:
     if not rule["members"]:
         return preset + "No deep-prior member was fitted; of the input and the guide, "
     return preset + (
-        f"{rule['members']} randomly initialised 3D MONAI BasicUNets (seeds and flips) "
+        f"{rule['members']} randomly initialised 3D MONAI BasicUNet"
+        f"{'' if rule['members'] == 1 else 's (seeds and flips)'} "
         f"corrected the guide from the stabilised data, each trained for "
         f"{fit['iterations'] // max(rule['members'], 1)} Adam steps (learning rate "
         f"{guided['learning_rate']}) on Monte-Carlo SURE (Stein's unbiased risk estimate; "
