@@ -123,10 +123,11 @@ def test_the_bayes_stage_holds_where_the_contrast_dwarfs_the_noise():
     assert np.abs(restored - clean).mean() < 0.5 * np.abs(noisy - clean).mean()
 
 
-def test_guided_denoising_beats_the_input_and_its_uncertainty_ranks_the_error(brain):
+@pytest.mark.parametrize("members", [1, 2])  # one member: its spread with the guide
+def test_guided_denoising_beats_the_input_and_its_uncertainty_ranks_the_error(brain, members):
     sigma = 0.06 * brain.max()
     noisy = _rician(brain, sigma, np.random.default_rng(4))
-    config = load_config(None, seed=0, **QUICK)
+    config = load_config(None, seed=0, **{**QUICK, "guided.members": members})
     result = restore(Volume(noisy, np.eye(4), Meta(modality="MR")), Task("denoise"), config)
     assert result.method == "guided" and result.details["noise_source"] == "air"
     assert _psnr(result.volume.array, brain) > _psnr(noisy, brain) + 5.0
