@@ -151,7 +151,7 @@ def guided_denoise(
     variances = _coefficient_variances(model)
     saved = checkpoint.get("guide") if checkpoint else None
     if saved is None:
-        saved = _guide(u, variances, settings.guide, model, progress, device=device, clock=clock)
+        saved = _guide(u, variances, settings.guide, model, progress, device, clock)
         _keep(checkpoint, "guide", saved)
     elif progress:
         progress(Stage("guide: taken from the checkpoint"))
@@ -197,7 +197,10 @@ def guided_denoise(
         # The prior alone is not a candidate: its SURE at fixed weights misses what training
         # memorised of the noise; the final stage re-filters u and its SURE tracks.
         prior_image = stabiliser.inverse(prior) if candidates else None
-        prior_risk = _sure_mean(u, prior, prior_change, model)
+        # its SURE at the members' final weights (what training memorised is not in it)
+        prior_risk = float(
+            _sure_terms(u, prior, prior_change, _EPSILON_GUIDE, model).mean(dtype=np.float64)
+        )
         prior_change += prior  # in place: the pilot moved with u, p(u + eps b) ~ p + dp
         moved = prior_change
         del prior_change, prior
@@ -346,9 +349,7 @@ def _coefficient_variances(model: NoiseModel):
     return collaborative.coefficient_variances(cube_covariance(model.correlation, n), n)
 
 
-def _guide(
-    u: np.ndarray, variances, name: str, model: NoiseModel, progress=None, device=None, clock=None
-):
+def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, progress, device, clock):
     """The guide g(u), its SURE terms (float16: they only feed the mean and a smoothed
     map), and g(u + eps b) - g(u) for the final stage's divergence.
 
@@ -363,14 +364,14 @@ def _guide(
         psd = 1.0 if model.white else _psd(model, u.shape)
         run = lambda x: bm4d.bm4d(x, psd).astype(np.float32)  # noqa: E731
         guide = run(u)
-        _lap(clock, "guide")
+        clock.lap("guide")
         eps = 0.1  # BM4D is not linear in u: a small step
         change = run(_shifted(u, eps)) - guide
     else:
         guide = collaborative.denoise(
             u, variances, report=stage_parts(progress, "guide, slab"), device=device
         )
-        _lap(clock, "guide")
+        clock.lap("guide")
         eps = _EPSILON_GUIDE
         change = collaborative.denoise(
             _shifted(u, eps),
@@ -380,13 +381,8 @@ def _guide(
         )
         change -= guide
     terms = _sure_terms(u, guide, change, eps, model).astype(np.float16)
-    _lap(clock, "guide's risk estimate")
+    clock.lap("guide's risk estimate")
     return guide, terms, change
-
-
-def _lap(clock, name: str) -> None:
-    if clock is not None:
-        clock.lap(name)
 
 
 def _shifted(u: np.ndarray, eps: float) -> np.ndarray:
@@ -449,21 +445,6 @@ def _final_sure_terms(u, x, variances, model, moved_pilot, report=None, device=N
     )
     moved -= x
     return _sure_terms(u, x, moved, eps, model)
-
-
-def _sure_mean(u, x, difference, model: NoiseModel) -> float:
-    """The mean SURE of x (the members' mean) from its change `difference` under the probe,
-    at the members' final weights: what training memorised of the noise is not in it.
-    Summed slab by slab (one whole-volume array: the coloured probe)."""
-    sb = correlate(torch.from_numpy(_probe(u.shape)), model).numpy()
-    rows = max(1, 2**20 // max(1, int(np.prod(u.shape[1:]))))
-    total = 0.0
-    for first in range(0, u.shape[0], rows):
-        part = slice(first, first + rows)
-        residual = np.subtract(u[part], x[part], dtype=np.float64)
-        change = sb[part] * difference[part].astype(np.float64)
-        total += float(np.sum(residual**2 - 1.0 + 2.0 * change / _EPSILON_GUIDE))
-    return total / u.size
 
 
 def _probe(shape) -> np.ndarray:
