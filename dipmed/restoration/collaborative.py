@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 SLAB_VOXELS = 1_000_000  # voxels per slab of reference cubes matched together
 BATCH_BYTES = 256 * 2**20  # bytes of one grouped tensor batch (transform and aggregate)
+_POOL_PLANES = 3  # planes of search offsets matched between two cuts to the k nearest
 _BATCH_COPIES = 10  # grouped tensors alive at once in a batch (values, coefficients, ...)
 
 
@@ -44,6 +45,8 @@ _BATCH_COPIES = 10  # grouped tensors alive at once in a batch (values, coeffici
 class CollaborativeSettings:
     cube: int = 4  # cube side (voxels)
     step: int = 2  # distance between reference cubes (voxels)
+    step_guide_bayes: int = 3  # ... in `denoise`'s Bayes stage (the guide's): 2.3x faster than 2,
+    # MSE +0.8 % on the benchmark crops (benchmarks/README.md, issue 22)
     search: int = 5  # search radius (voxels): a window of (2 * search + 1)^3 offsets
     group: int = 16  # cubes per group, stage 1 (hard thresholding)
     group_wiener: int = 32  # cubes per group, stage 2 (Wiener; 32 beat 16 by 0.03-0.23 dB)
@@ -103,7 +106,8 @@ def denoise(
         halves = [lambda d, t: report(d, 2 * t), lambda d, t: report(t + d, 2 * t)]
     if pilot is None:
         pilot = hard_threshold(noisy, variances, settings=settings, report=halves[0], device=device)
-    return bayes(noisy, pilot, variances, settings=settings, report=halves[1], device=device)
+    second = replace(settings, step=settings.step_guide_bayes)
+    return bayes(noisy, pilot, variances, settings=second, report=halves[1], device=device)
 
 
 def hard_threshold(
@@ -194,7 +198,7 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     for done, refs in enumerate(slabs):
         if report is not None:
             report(done, len(slabs))
-        bases = _match(pad, refs.to(device), n, settings.search, k)  # (R, K) flat corners
+        bases = _match(pad, refs, n, settings.search, k)  # (R, K) flat corners
         for chunk in torch.split(bases, batch):
             flat = chunk[:, :, None] + offsets  # (B, K, n^3) voxel indices
             if pilot is None:
@@ -245,14 +249,19 @@ def _gaussian(groups, pilots, noise):
 
 
 def _gain(centred: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """A^-1 C, C the covariance of the centred cubes (B, K, n^3), A = C + S; by Cholesky.
-    Where C dwarfs S (hard edges of high contrast, a small noise level), float32 rounding
-    can leave A indefinite: those groups are computed again in float64."""
+    """A^-1 C, C the covariance of the centred cubes (B, K, n^3), A = C + S; by Cholesky
+    (the inverse of A, then I - A^-1 S). Where C dwarfs S (hard edges of high contrast, a
+    small noise level), float32 rounding can leave A indefinite: those groups are computed
+    again in float64."""
     eye = 1e-5 * float(noise.diagonal().mean()) * torch.eye(len(noise), device=noise.device)
     c = centred.transpose(1, 2) @ centred / max(1, centred.shape[1] - 1)
-    factor, info = torch.linalg.cholesky_ex(c + noise + eye)
-    gain = torch.cholesky_solve(c, factor)
+    regularised = noise + eye
+    factor, info = torch.linalg.cholesky_ex(c + regularised)
     bad = info != 0
+    identity = torch.eye(len(noise), device=noise.device)
+    factor[bad] = identity  # failed factors: redone below in float64
+    # A^-1 C = I - A^-1 (S + eps I): an inverse and one product, 1.3x faster than a solve
+    gain = identity - torch.cholesky_inverse(factor) @ regularised
     if bool(bad.any()):
         x = centred[bad].double()
         c = x.transpose(1, 2) @ x / max(1, x.shape[1] - 1)
@@ -281,7 +290,8 @@ def _cube_offsets(shape, n: int) -> torch.Tensor:
 
 def _reference_slabs(shape, n: int, step: int):
     """Corners of reference cubes (every `step` voxels, the last corner always included),
-    in slabs along the first axis of about SLAB_VOXELS voxels each: (R, 3) per slab."""
+    in slabs along the first axis of about SLAB_VOXELS voxels each: per slab, the corners'
+    ticks along each axis (their grid is every combination, C order)."""
     axes = []
     for size in shape:
         last = size - n
@@ -291,60 +301,79 @@ def _reference_slabs(shape, n: int, step: int):
         axes.append(torch.tensor(ticks))
     rows = max(1, SLAB_VOXELS // (shape[1] * shape[2] * step))
     for first in range(0, len(axes[0]), rows):
-        xs = axes[0][first : first + rows]
-        grid = torch.meshgrid(xs, axes[1], axes[2], indexing="ij")
-        yield torch.stack(grid, dim=-1).reshape(-1, 3)
+        yield axes[0][first : first + rows], axes[1], axes[2]
 
 
-def _match(x: torch.Tensor, refs: torch.Tensor, n: int, radius: int, k: int) -> torch.Tensor:
-    """For reference corners in one slab, the flat corners (voxel index of the cube's first
-    voxel) of their k nearest cubes within the search window."""
+def _match(x: torch.Tensor, ticks, n: int, radius: int, k: int) -> torch.Tensor:
+    """For the reference corners of one slab (the grid of `ticks`, C order), the flat
+    corners (voxel index of the cube's first voxel) of their k nearest cubes within the
+    search window, nearest first.
+
+    Distances are computed at the reference corners only (strided box sums of views),
+    against the slab padded by the search radius with inf (a cube leaving the volume is
+    never nearer); candidates are kept in a pool of `_POOL_PLANES` planes of offsets and
+    cut to the k nearest, unsorted, when it is full. (Whole-slab box sums, shifted copies
+    and a sorted cut per plane were half of the filter's time: 2.6x slower.)"""
     s0, sy, sz = x.shape
-    cx_max, cy_max, cz_max = s0 - n, sy - n, sz - n
-    x0, x1 = int(refs[:, 0].min()), int(refs[:, 0].max())
-    r = refs
-    best_d = torch.full((len(r), k), float("inf"), device=x.device)
-    best_i = torch.zeros((len(r), k), dtype=torch.long, device=x.device)
-    at = ((r[:, 0] - x0) * (cy_max + 1) + r[:, 1]) * (cz_max + 1) + r[:, 2]
-    for dx in range(-radius, radius + 1):
-        distances, indices = [], []
-        cx = (r[:, 0] + dx).clamp(0, cx_max)
-        for dy in range(-radius, radius + 1):
-            cy = (r[:, 1] + dy).clamp(0, cy_max)
-            for dz in range(-radius, radius + 1):
-                d = _slab_distance(x, x0, x1, (dx, dy, dz), n)  # inf where outside
-                distances.append(d.reshape(-1)[at])
-                indices.append((cx * sy + cy) * sz + (r[:, 2] + dz).clamp(0, cz_max))
-        d = torch.cat([best_d, torch.stack(distances, 1)], 1)
-        i = torch.cat([best_i, torch.stack(indices, 1)], 1)
-        best_d, order = torch.topk(d, k, dim=1, largest=False)
-        best_i = torch.gather(i, 1, order)
-    return best_i
-
-
-def _slab_distance(x: torch.Tensor, x0: int, x1: int, offset, n: int) -> torch.Tensor:
-    """Sum of squared differences between the cube at each corner (first axis x0..x1, all
-    of the others) and the cube `offset` away; inf where that cube leaves the volume."""
-    dx, dy, dz = offset
-    rows = x1 - x0 + n
+    tx, ty, tz = (t.to(x.device) for t in ticks)
+    x0, r = int(tx[0]), radius
+    rows = int(tx[-1]) - x0 + n
     a = x[x0 : x0 + rows]
-    shifted = torch.full_like(a, float("nan"))
-    lo, hi = max(x0 + dx, 0), min(x0 + dx + rows, x.shape[0])
-    if lo < hi:
-        src = tuple(slice(max(0, o), x.shape[a] + min(0, o)) for a, o in ((1, dy), (2, dz)))
-        dst = tuple(slice(max(0, -o), x.shape[a] - max(0, o)) for a, o in ((1, dy), (2, dz)))
-        shifted[(slice(lo - x0 - dx, hi - x0 - dx), *dst)] = x[(slice(lo, hi), *src)]
-    return torch.nan_to_num(_box_sum((a - shifted) ** 2, n), nan=float("inf"))
+    lo, hi = max(x0 - r, 0), min(x0 + rows + r, s0)
+    padded = torch.full((rows + 2 * r, sy + 2 * r, sz + 2 * r), float("inf"), device=x.device)
+    padded[lo - x0 + r : hi - x0 + r, r : r + sy, r : r + sz] = x[lo:hi]
+    local = (tx - x0, ty, tz)
+    refs = len(tx) * len(ty) * len(tz)
+    side = 2 * r + 1
+    plane = side * side  # offsets per value of the first axis' offset
+    pool = torch.empty((k + _POOL_PLANES * plane, refs), device=x.device)
+    ids = torch.empty((k + _POOL_PLANES * plane, refs), dtype=torch.int32, device=x.device)
+    pool[:k] = float("inf")
+    ids[:k] = 0
+    filled = k
+    for dx in range(-r, r + 1):
+        for dy in range(-r, r + 1):
+            for dz in range(-r, r + 1):
+                shifted = padded[r + dx : r + dx + rows, r + dy : r + dy + sy, r + dz : r + dz + sz]
+                if dx == dy == dz == 0:  # the reference itself: first in its group, even
+                    pool[filled] = -1.0  # among ties (a flat region), so every voxel is covered
+                else:
+                    d = a - shifted
+                    pool[filled] = _strided_box_sum(d.square_(), local, n).reshape(-1)
+                ids[filled] = ((dx + r) * side + dy + r) * side + dz + r
+                filled += 1
+        if filled == len(pool) or dx == r:
+            best, order = torch.topk(pool[:filled], k, dim=0, largest=False, sorted=False)
+            ids[:k] = torch.gather(ids[:filled], 0, order)
+            pool[:k] = best
+            filled = k
+    best, order = torch.sort(pool[:k], dim=0)  # nearest first: stage 1's DCT across the group
+    chosen = torch.gather(ids[:k], 0, order).long().T  # (R, k) offset ids
+    grid = torch.meshgrid(tx, ty, tz, indexing="ij")
+    corner = []
+    for axis, (g, limit) in enumerate(zip(grid, (s0 - n, sy - n, sz - n), strict=True)):
+        offset = chosen // side ** (2 - axis) % side - r
+        corner.append((g.reshape(-1, 1) + offset).clamp(0, limit))
+    return (corner[0] * sy + corner[1]) * sz + corner[2]
 
 
-def _box_sum(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Sum over every n^3 cube, at each corner: separable, 3 (n - 1) adds per voxel
-    (avg_pool3d did n^3 and took three quarters of the filter's time)."""
-    for axis in range(3):
-        length = x.shape[axis] - n + 1
-        total = x.narrow(axis, 0, length).clone()
-        for j in range(1, n):
-            total += x.narrow(axis, j, length)
+def _strided_box_sum(x: torch.Tensor, ticks, n: int) -> torch.Tensor:
+    """Sum over the n^3 cube at each corner of the grid of `ticks` (one tensor per axis:
+    every `step` voxels from 0, then perhaps the last corner): separable, each axis summed
+    at its ticks only (strided views), so later axes work on fewer voxels."""
+    for axis, t in enumerate(ticks):
+        count = len(t)
+        step = int(t[1] - t[0]) if count > 1 else 1
+        regular = count if int(t[-1]) == step * (count - 1) else count - 1
+        index = [slice(None)] * 3
+        total = None
+        for j in range(n):
+            index[axis] = slice(j, j + step * (regular - 1) + 1, step)
+            view = x[tuple(index)]
+            total = view.clone() if total is None else total.add_(view)
+        if regular < count:  # the last corner, off the step
+            last = x.narrow(axis, int(t[-1]), n).sum(dim=axis, keepdim=True)
+            total = torch.cat([total, last], axis)
         x = total
     return x
 
