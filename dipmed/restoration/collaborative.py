@@ -3,8 +3,9 @@
 The route of BM4D (Maggioni, Katkovnik, Egiazarian, Foi, IEEE TIP 2013), written here
 from the paper's description, for Gaussian noise of known (possibly coloured) spectrum:
 
-1. Match: for reference cubes on a grid (every `step` voxels), the `group` most similar
-   cubes (squared distance on a matching image) within a search window.
+1. Match: for reference cubes on a grid (every `step` voxels; the guide's Bayes stage
+   every `step_guide_bayes`), the `group` most similar cubes (squared distance on a
+   matching image) within a search window; distances at the reference corners only.
 2. Transform each group: an orthonormal 3D DCT of every cube, then a DCT across the group.
 3. Shrink: stage 1 hard-thresholds the coefficients at `threshold` noise stds; BM4D's
    stage 2 (`wiener`) applies the empirical Wiener weights |p|^2 / (|p|^2 + s^2) of a
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-SLAB_VOXELS = 1_000_000  # voxels per slab of reference cubes matched together
+SLAB_VOXELS = 500_000  # voxels per slab of reference cubes matched together (its pool: ~0.2 GB)
 BATCH_BYTES = 256 * 2**20  # bytes of one grouped tensor batch (transform and aggregate)
 _POOL_PLANES = 3  # planes of search offsets matched between two cuts to the k nearest
 _BATCH_COPIES = 10  # grouped tensors alive at once in a batch (values, coefficients, ...)
@@ -188,6 +189,7 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     t, dk = cube_transform(n).to(device), dct_matrix(k).to(device)
     if model == "bayes":
         noise = t.T @ (var[:, None] * t)  # a cube's noise covariance in voxels
+        white = float(var[0]) if bool((var == var[0]).all()) else None  # S = s I
     window = _window(n, settings.window).to(device)
     offsets = _cube_offsets(padded.shape, n).to(device)
     values = padded.reshape(-1)
@@ -204,7 +206,7 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
             if pilot is None:
                 cubes, weight = _hard_threshold(values[flat], dk, t, var, settings.threshold)
             elif model == "bayes":
-                cubes, weight = _gaussian(values[flat], pilot[flat], noise)
+                cubes, weight = _gaussian(values[flat], pilot[flat], noise, white)
             else:
                 cubes, weight = _wiener(values[flat], pilot[flat], dk, t, var)
             w = (weight[:, None, None] * window).expand_as(cubes)
@@ -237,18 +239,22 @@ def _wiener(groups, pilots, dk, t, var):
     return dk.T @ (gain * (dk @ groups @ t.T)) @ t, weight
 
 
-def _gaussian(groups, pilots, noise):
+def _gaussian(groups, pilots, noise, white: float | None = None):
     """Groups -> estimates under a Gaussian model of the group: x = m + (y - m) A^-1 C
     (rows), C the pilot cubes' covariance, A = C + S, m the noisy cubes' mean; weighted by
-    the inverse of the estimate's noise variance, trace(G S G^T) with G = C A^-1."""
-    gain = _gain(pilots - pilots.mean(dim=1, keepdim=True), noise)  # A^-1 C = G^T
+    the inverse of the estimate's noise variance, trace(G S G^T) with G = C A^-1 (white
+    noise, S = s I: s |G|^2, no product)."""
+    gain = _gain(pilots - pilots.mean(dim=1, keepdim=True), noise, white)  # A^-1 C = G^T
     mean = groups.mean(dim=1, keepdim=True)
-    spread = ((gain.transpose(1, 2) @ noise) * gain.transpose(1, 2)).sum(dim=(1, 2))
+    if white is not None:
+        spread = white * gain.square().sum(dim=(1, 2))
+    else:
+        spread = ((gain.transpose(1, 2) @ noise) * gain.transpose(1, 2)).sum(dim=(1, 2))
     weight = 1.0 / spread.clamp(min=float(noise.diagonal().min()) * 1e-3)
     return mean + (groups - mean) @ gain, weight
 
 
-def _gain(centred: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def _gain(centred: torch.Tensor, noise: torch.Tensor, white: float | None = None) -> torch.Tensor:
     """A^-1 C, C the covariance of the centred cubes (B, K, n^3), A = C + S; by Cholesky
     (the inverse of A, then I - A^-1 S). Where C dwarfs S (hard edges of high contrast, a
     small noise level), float32 rounding can leave A indefinite: those groups are computed
@@ -261,7 +267,11 @@ def _gain(centred: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     identity = torch.eye(len(noise), device=noise.device)
     factor[bad] = identity  # failed factors: redone below in float64
     # A^-1 C = I - A^-1 (S + eps I): an inverse and one product, 1.3x faster than a solve
-    gain = identity - torch.cholesky_inverse(factor) @ regularised
+    inverse = torch.cholesky_inverse(factor)
+    if white is not None:  # S + eps I = (s + eps) I: a scale, no product
+        gain = identity - inverse * float(regularised[0, 0])
+    else:
+        gain = identity - inverse @ regularised
     if bool(bad.any()):
         x = centred[bad].double()
         c = x.transpose(1, 2) @ x / max(1, x.shape[1] - 1)
