@@ -115,7 +115,9 @@ def child(args) -> None:
         "psnr": psnr(result.volume.array, clean, args.range),
         "psnr_mask": psnr(result.volume.array, clean, args.range, mask),
         "chosen": (result.details or {}).get("chosen"),
-        "plan": None if plan is None else {"patch": plan.patch, "predicted_gb": plan.predicted_gb},
+        "plan": None
+        if plan is None
+        else {"patch": plan.patch, "predicted_gb": plan.predicted_gb, "fitted": plan.fitted},
         "sigma_estimated": result.sigma,
         "device": result.device,
         "precision": args.precision,

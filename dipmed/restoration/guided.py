@@ -63,9 +63,9 @@ _RETURN_VOX = 0.7  # Gaussian width (voxels) of the residual returned there
 
 
 QUALITY = {  # preset -> (deep-prior members, SURE steps per member); benchmarks/README.md
-    "fast": (0, 0),  # the open guide alone: BM4D-class time
-    "default": (1, 60),  # one member piloting the final stage: ~10x the guide's time on a CPU
-    "best": (3, 150),  # three members: the best measured quality, ~50x the guide's time
+    "fast": (0, 0),  # the open guide alone: whole MNI on a CPU 0.5x BM4D + VST's time
+    "default": (1, 60),  # one member piloting the final stage: whole MNI 1.7x BM4D + VST
+    "best": (3, 150),  # three members: the best measured quality, ~5x default's time
 }
 
 

@@ -4,6 +4,8 @@ Peak host memory is the larger of two phases' peaks (they are not alive together
     fitting:   STEP_PEAK(patch) + COMMAND + FIT_ARRAYS x 4 x voxels
     filtering: IMPORT + COMMAND + min(FILTER, FILTER_PER_VOXEL x voxels)
                + FILTER_ARRAYS x 4 x voxels
+and, with no member fitted (`--quality fast`), the guide's filter stages alone:
+    IMPORT + COMMAND + min(FILTER_GUIDE, FILTER_PER_VOXEL x voxels) + GUIDE_ARRAYS x 4 x voxels
 STEP_PEAK is the peak of a process that imported dipmed and ran member steps on patches
 of that side (the default network; a volume smaller than a patch counts its own voxels);
 COMMAND what the dipmed command holds besides (its readers, report and checkpoint
@@ -50,6 +52,11 @@ FIT_ARRAYS = 9.0
 FILTER = 1.35 * GB  # the filter's working set once its batches are full
 FILTER_PER_VOXEL = 3960.0  # ... and below that (64^3: 1.04 GB)
 FILTER_ARRAYS = 12.0
+# the guide alone (no member fitted: `--quality fast`), measured on the whole MNI (1.28 GB)
+# with the filter of issue 22 (matching at the reference corners, 0.5 M-voxel slabs)
+FILTER_GUIDE = 0.60 * GB  # the filter's working set, the guide's stages only
+GUIDE_ARRAYS = 9.0  # input, stabilised data, guide, shifted input and the change, the
+# stage's padded volumes, numerator and denominator, its output
 SIDES = tuple(sorted(STEP_PEAK, reverse=True))  # patch sides tried, largest first
 # (instance norm at the bottleneck, a sixteenth of the side, needs 2 voxels: 32 at least)
 AVAILABLE_SHARE = 0.8  # of the memory available now, when no budget is given
@@ -60,10 +67,15 @@ class Plan:
     patch: int  # patch side (voxels)
     predicted_gb: float  # predicted peak host memory (GPU memory of the step aside)
     budget_gb: float
+    fitted: bool = True  # members are fitted (False: the guide alone, `--quality fast`)
 
 
-def predict(voxels: int, patch: int, *, step_on_host: bool = True) -> float:
-    """Predicted peak host bytes for guided denoising of `voxels` with `patch`^3 patches."""
+def predict(voxels: int, patch: int, *, step_on_host: bool = True, fitted: bool = True) -> float:
+    """Predicted peak host bytes for guided denoising of `voxels` with `patch`^3 patches
+    (`fitted` False: no member, the guide's filter stages alone)."""
+    if not fitted:
+        base = IMPORT + COMMAND + (0.0 if step_on_host else CUDA_HOST)
+        return base + min(FILTER_GUIDE, FILTER_PER_VOXEL * voxels) + GUIDE_ARRAYS * 4.0 * voxels
     fitted = min(patch**3, voxels)  # a volume smaller than a patch is fitted whole
     sides = sorted(STEP_PEAK)
     step = float(np.interp(fitted, [s**3 for s in sides], [STEP_PEAK[s] for s in sides]))
@@ -73,18 +85,22 @@ def predict(voxels: int, patch: int, *, step_on_host: bool = True) -> float:
     return max(fitting, filtering)
 
 
-def plan(shape, preferred: int, budget_gb: float, device: torch.device) -> Plan:
-    """The largest patch side <= `preferred` whose predicted peak fits the budget."""
+def plan(
+    shape, preferred: int, budget_gb: float, device: torch.device, *, fitted: bool = True
+) -> Plan:
+    """The largest patch side <= `preferred` whose predicted peak fits the budget
+    (`fitted` False: no member is fitted, the patch does not count)."""
     voxels = int(shape[0]) * int(shape[1]) * int(shape[2])
     on_gpu = device.type == "cuda"
     budget = budget_gb * GB if budget_gb > 0 else AVAILABLE_SHARE * available_bytes()
     sides = [s for s in SIDES if s <= preferred] or [min(SIDES)]
     for side in sides:
-        need = predict(voxels, side, step_on_host=not on_gpu)
+        need = predict(voxels, side, step_on_host=not on_gpu, fitted=fitted)
         gpu_step = STEP_PEAK[side] - IMPORT  # CPU-measured: an estimate of the GPU's share
-        if need <= budget and (not on_gpu or gpu_step <= _gpu_free(device)):
-            return Plan(side, need / GB, budget / GB)
-    smallest = predict(voxels, sides[-1], step_on_host=not on_gpu) / GB
+        fits_gpu = not fitted or not on_gpu or gpu_step <= _gpu_free(device)
+        if need <= budget and fits_gpu:
+            return Plan(side, need / GB, budget / GB, fitted)
+    smallest = predict(voxels, sides[-1], step_on_host=not on_gpu, fitted=fitted) / GB
     raise InputError(
         f"a volume of {shape[0]}x{shape[1]}x{shape[2]} voxels needs about {smallest:.1f} GB "
         f"even with {sides[-1]}^3 patches, more than the {budget / GB:.1f} GB budget; "

@@ -299,7 +299,9 @@ def memory_plan(volume: Volume, task: Task, config: RestoreConfig) -> memory.Pla
     if config.method != "guided" or task.kind == "inpaint":
         return None
     device = pick_device(config.device)
-    return memory.plan(volume.shape, config.guided.patch, config.memory_gb, device)
+    settings = config.guided.resolved()
+    fitted = settings.members > 0 and settings.iterations > 0
+    return memory.plan(volume.shape, settings.patch, config.memory_gb, device, fitted=fitted)
 
 
 def _noise_model(volume: Volume, config: RestoreConfig, progress=None) -> NoiseModel:
@@ -340,7 +342,8 @@ def _guided(
     # --max-iters caps the SURE steps of all members together
     members = max(settings.members, 1)
     iterations = min(settings.iterations, max(1, config.fit.max_iters // members))
-    need = memory.plan(volume.shape, settings.patch, config.memory_gb, device)
+    fitted = settings.members > 0 and settings.iterations > 0
+    need = memory.plan(volume.shape, settings.patch, config.memory_gb, device, fitted=fitted)
     patch = need.patch
     if checkpoint is not None:  # a resumed run keeps the patch it was fitting with
         patch = checkpoint.get("plan") or patch
