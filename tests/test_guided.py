@@ -4,9 +4,12 @@ and the uncertainty map."""
 
 from __future__ import annotations
 
+import itertools
+
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from scipy.ndimage import convolve, gaussian_filter
 from scipy.stats import spearmanr
 
@@ -111,6 +114,36 @@ def test_the_bayes_stage_restores_white_and_coloured_noise_and_is_linear_in_the_
     assert _psnr(restored, brain) > _psnr(coloured, brain) + 6.0
     assert _psnr(restored, brain) > _psnr(wiener, brain) - 0.3  # here both lose to the pilot
     assert np.isfinite(collaborative.bayes(noisy, brain, sigma**2)).all()  # flat groups: C = 0
+
+
+def test_matching_finds_the_nearest_cubes_with_the_reference_first():
+    """The strided, pooled matching returns, for every reference cube, the k cubes of the
+    search window nearest to it (brute force over every offset), the reference first even
+    where a flat region ties many at distance 0."""
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.normal(0, 1, (13, 11, 9)).astype(np.float32))
+    x[:, :5] = 0.0  # a flat region: ties at distance 0
+    n, radius, k = 4, 2, 8
+    ticks = next(collaborative._reference_slabs(x.shape, n, 2))
+    found = collaborative._match(x, ticks, n, radius, k)
+    cubes = x.unfold(0, n, 1).unfold(1, n, 1).unfold(2, n, 1)  # corner -> n^3 cube
+    flat = lambda c: (c[0] * x.shape[1] + c[1]) * x.shape[2] + c[2]  # noqa: E731
+    for row, corner in enumerate(itertools.product(*(t.tolist() for t in ticks))):
+        ref = cubes[corner]
+        window = [
+            ((cubes[c] - ref).square().sum().item(), flat(c))
+            for c in itertools.product(
+                *(
+                    range(max(0, a - radius), min(s - n, a + radius) + 1)
+                    for a, s in zip(corner, x.shape, strict=True)
+                )
+            )
+        ]
+        best = sorted(d for d, _ in window)[:k]
+        distance = {i: d for d, i in window}
+        got = [distance[int(i)] for i in found[row]]
+        assert int(found[row, 0]) == flat(corner)
+        assert np.allclose(sorted(got), best, atol=1e-4)
 
 
 def test_the_bayes_stage_holds_where_the_contrast_dwarfs_the_noise():
