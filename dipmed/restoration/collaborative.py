@@ -358,7 +358,7 @@ def _match(x: torch.Tensor, ticks, n: int, radius: int, k: int) -> torch.Tensor:
             ids[:k] = torch.gather(ids[:filled], 0, order)
             pool[:k] = best
             filled = k
-    best, order = torch.sort(pool[:k], dim=0)  # nearest first: stage 1's DCT across the group
+    _, order = torch.sort(pool[:k], dim=0)  # nearest first: stage 1's DCT across the group
     chosen = torch.gather(ids[:k], 0, order).long().T  # (R, k) offset ids
     grid = torch.meshgrid(tx, ty, tz, indexing="ij")
     corner = []

@@ -81,6 +81,11 @@ class GuidedSettings:
     patch: int = 64  # side of the patches fitted (voxels); a smaller volume is fitted whole
     precision: str = "fp32"  # fp32 | bf16: the members' network under bf16 autocast
 
+    @property
+    def fits_members(self) -> bool:
+        """Whether members are fitted (resolved settings); False: the guide alone."""
+        return bool(self.members) and bool(self.iterations)
+
     def resolved(self) -> GuidedSettings:
         """Members and steps filled in from the quality preset where they are unset."""
         members, steps = QUALITY[self.quality]
@@ -158,7 +163,7 @@ def guided_denoise(
     guide, guide_terms, prior_change = saved  # the pilot's change starts as the guide's
     del saved
     members, change_sum, losses = [], None, []
-    count = settings.members if settings.iterations > 0 else 0
+    count = settings.members if settings.fits_members else 0
     fit_at = time.perf_counter()  # the steps' ETA counts from here, not from the guide
     for m in range(count):
         done = checkpoint.get(f"member{m}") if checkpoint else None

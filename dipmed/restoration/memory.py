@@ -73,13 +73,12 @@ class Plan:
 def predict(voxels: int, patch: int, *, step_on_host: bool = True, fitted: bool = True) -> float:
     """Predicted peak host bytes for guided denoising of `voxels` with `patch`^3 patches
     (`fitted` False: no member, the guide's filter stages alone)."""
-    if not fitted:
-        base = IMPORT + COMMAND + (0.0 if step_on_host else CUDA_HOST)
-        return base + min(FILTER_GUIDE, FILTER_PER_VOXEL * voxels) + GUIDE_ARRAYS * 4.0 * voxels
-    fitted = min(patch**3, voxels)  # a volume smaller than a patch is fitted whole
-    sides = sorted(STEP_PEAK)
-    step = float(np.interp(fitted, [s**3 for s in sides], [STEP_PEAK[s] for s in sides]))
     base = (IMPORT if step_on_host else IMPORT + CUDA_HOST) + COMMAND
+    if not fitted:
+        return base + min(FILTER_GUIDE, FILTER_PER_VOXEL * voxels) + GUIDE_ARRAYS * 4.0 * voxels
+    patch_voxels = min(patch**3, voxels)  # a volume smaller than a patch is fitted whole
+    sides = sorted(STEP_PEAK)
+    step = float(np.interp(patch_voxels, [s**3 for s in sides], [STEP_PEAK[s] for s in sides]))
     fitting = (step + COMMAND if step_on_host else base) + FIT_ARRAYS * 4.0 * voxels
     filtering = base + min(FILTER, FILTER_PER_VOXEL * voxels) + FILTER_ARRAYS * 4.0 * voxels
     return max(fitting, filtering)

@@ -300,7 +300,7 @@ def memory_plan(volume: Volume, task: Task, config: RestoreConfig) -> memory.Pla
         return None
     device = pick_device(config.device)
     settings = config.guided.resolved()
-    fitted = settings.members > 0 and settings.iterations > 0
+    fitted = settings.fits_members
     return memory.plan(volume.shape, settings.patch, config.memory_gb, device, fitted=fitted)
 
 
@@ -342,7 +342,7 @@ def _guided(
     # --max-iters caps the SURE steps of all members together
     members = max(settings.members, 1)
     iterations = min(settings.iterations, max(1, config.fit.max_iters // members))
-    fitted = settings.members > 0 and settings.iterations > 0
+    fitted = settings.fits_members
     need = memory.plan(volume.shape, settings.patch, config.memory_gb, device, fitted=fitted)
     patch = need.patch
     if checkpoint is not None:  # a resumed run keeps the patch it was fitting with
