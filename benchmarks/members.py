@@ -41,12 +41,12 @@ from dipmed.restoration.noise_model import estimate_noise_model  # noqa: E402
 def crop(index: int):
     """(u, guide, stabilised truth) of run.py's denoising case `index`."""
     cases, _ = rerun_case.inputs(HERE.parent.parent / "shared" / "data", run.SIZES["small"])
-    _, clean, noisy, _, _, _, modality = cases[index]
+    _, clean, noisy, sigma_true, _, _, modality = cases[index]
     model = estimate_noise_model(noisy, modality)
     stabiliser = _Stabiliser(model, modality)
     u = stabiliser.forward(noisy)
     guide = collaborative.denoise(u, _coefficient_variances(model))
-    target, _ = run._stabilised_truth(clean, model.sigma, modality)
+    target, _ = run._stabilised_truth(clean, model.sigma, modality, sigma_true)
     return (torch.from_numpy(np.asarray(a, np.float32))[None, None] for a in (u, guide, target))
 
 

@@ -49,7 +49,7 @@ from dipmed.restoration import collaborative
 from dipmed.restoration.background import no_signal
 from dipmed.restoration.checkpoint import Checkpoint
 from dipmed.restoration.events import Progress, Report, Stage, stage_parts
-from dipmed.restoration.member import correlate, fit_member
+from dipmed.restoration.member import correlate, fit_member, held_out_half
 from dipmed.restoration.networks import NetworkConfig
 from dipmed.restoration.noise_model import NoiseModel, cube_covariance
 from dipmed.restoration.vst import RicianVST
@@ -103,7 +103,8 @@ class GuidedResult:
     guide: np.ndarray  # image units
     chosen: str  # "final" | "guide" | "input"
     risks: dict = field(default_factory=dict)  # SURE per candidate (stabilised units)
-    losses: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    losses: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # trained half
+    held_out_losses: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     seconds: float = 0.0
     candidates: dict = field(default_factory=dict, repr=False)  # name -> image units
     stage_seconds: dict = field(default_factory=dict)  # stage -> wall-clock seconds
@@ -164,6 +165,7 @@ def guided_denoise(
     del saved
     members, change_sum, losses = [], None, []
     count = settings.members if settings.fits_members else 0
+    held_out = held_out_half(u.shape, seed) if count else None  # no member trains on it
     fit_at = time.perf_counter()  # the steps' ETA counts from here, not from the guide
     for m in range(count):
         done = checkpoint.get(f"member{m}") if checkpoint else None
@@ -173,7 +175,8 @@ def guided_denoise(
                 progress(Stage(f"member {m + 1} of {settings.members}: taken from the checkpoint"))
         else:
             member, change, curve = _fit_member(
-                m, u, guide, model, settings, network, seed, device, progress, checkpoint, fit_at
+                m, u, guide, held_out, model, settings, network, seed, device, progress,
+                checkpoint, fit_at,
             )
         members.append(member)
         if change_sum is None:
@@ -202,10 +205,11 @@ def guided_denoise(
         # The prior alone is not a candidate: its SURE at fixed weights misses what training
         # memorised of the noise; the final stage re-filters u and its SURE tracks.
         prior_image = stabiliser.inverse(prior) if candidates else None
-        # its SURE at the members' final weights (what training memorised is not in it)
-        prior_risk = float(
-            _sure_terms(u, prior, prior_change, _EPSILON_GUIDE, model).mean(dtype=np.float64)
-        )
+        # its SURE on the voxels no member trained on: the trained half's misses what the
+        # weights memorised of the noise there (benchmarks/README.md, issue 22)
+        prior_terms = _sure_terms(u, prior, prior_change, _EPSILON_GUIDE, model)
+        prior_risk = float(prior_terms[held_out].mean(dtype=np.float64))
+        del prior_terms, held_out
         prior_change += prior  # in place: the pilot moved with u, p(u + eps b) ~ p + dp
         moved = prior_change
         del prior_change, prior
@@ -263,7 +267,8 @@ def guided_denoise(
         guide=guide_image,
         chosen=chosen,
         risks=risks,
-        losses=np.concatenate(losses) if losses else np.zeros(0),
+        losses=np.concatenate([c[:, 0] for c in losses]) if losses else np.zeros(0),
+        held_out_losses=np.concatenate([c[:, 1] for c in losses]) if losses else np.zeros(0),
         seconds=time.perf_counter() - start,
         candidates={"guide": guide_image, **kept},
         stage_seconds=clock.laps,
@@ -283,7 +288,9 @@ class _Clock:
         self._at = now
 
 
-def _fit_member(m, u, guide, model, settings, network, seed, device, progress, checkpoint, fit_at):
+def _fit_member(
+    m, u, guide, held_out, model, settings, network, seed, device, progress, checkpoint, fit_at
+):
     """Member m, resumed from the checkpoint's state when there is one, then kept there."""
     total = settings.members * settings.iterations
     key = f"member{m}"
@@ -296,6 +303,7 @@ def _fit_member(m, u, guide, model, settings, network, seed, device, progress, c
         model,
         settings,
         network,
+        held_out=held_out,
         seed=seed + m,
         flip=_FLIPS[m % len(_FLIPS)],
         device=device,

@@ -6,8 +6,13 @@ output is the 0.99 moving average of the iterates. A larger volume is fitted on 
 random patch per step (memory and step cost set by the patch), the weights are averaged
 (0.99) instead, and the output is rendered in overlapping tiles (`tiles`).
 
-SURE per step, b ~ N(0, I), S the noise correlation (I for white noise):
-    |u - x|^2 / N - 1 + 2 b'S (x(u + eps b) - x(u)) / (eps N)
+SURE terms per voxel, b ~ N(0, I), S the noise correlation (I for white noise):
+    (u - x)^2 - 1 + 2 (S b) (x(u + eps b) - x(u)) / eps
+The loss is their mean over the trained half of the voxels (`held_out_half`); their mean
+over the other half is logged beside it. A divergence at fixed weights does not see
+what the weights learnt of the noise, so the trained half's SURE keeps falling as the
+network stores noise; the held-out half's follows the true error (benchmarks/README.md),
+and it is what the members' risk is read on.
 """
 
 from __future__ import annotations
@@ -34,6 +39,12 @@ from dipmed.restoration.tiles import (
 _OUTPUT_SCALE = 1e-3  # the generator's last layer starts near zero: the first x is g
 
 
+def held_out_half(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """A random half of the voxels (bool, one byte a voxel) that no member trains on."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 2, size=shape, dtype=np.uint8).astype(bool)
+
+
 def fit_member(
     u: np.ndarray,
     guide: np.ndarray,
@@ -41,6 +52,7 @@ def fit_member(
     settings,
     network: NetworkConfig,
     *,
+    held_out: np.ndarray,
     seed: int,
     flip: tuple[int, ...],
     device: torch.device,
@@ -52,8 +64,9 @@ def fit_member(
     key: str = "member",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The member's output, f(u + probe_step probe()) - f(u) at its final weights (for the
-    risk estimate of what it pilots), and its SURE curve. `probe()` makes the probe (a new
-    float32 array of u's shape).
+    risk estimate of what it pilots), and its SURE curves (steps x 2: the trained half's,
+    the loss, and the `held_out` half's; both without the guide's divergence, a constant
+    for the weights). `probe()` makes the probe (a new float32 array of u's shape).
 
     `progress(step, sure)` after each step; `rendering(done, total)` counts the tiles.
     With a `checkpoint`, the fit's state is saved under `key` when it is due, and a state
@@ -88,7 +101,8 @@ def fit_member(
     whole = covers(u.shape, settings.patch)
     fit = _fit_whole if whole else _fit_patches
     saver = _Saver(checkpoint, key)
-    out, losses = fit(U, G, net, correction, model, settings, seed, device, progress, saver)
+    H = torch.from_numpy(held_out)[None, None]
+    out, losses = fit(U, G, H, net, correction, model, settings, seed, device, progress, saver)
     size = patch_shape(u.shape, settings.patch if whole else render_side(settings.patch))
     tiles = tile_count(u.shape, size)
     counts = [
@@ -105,18 +119,21 @@ def fit_member(
         if not whole:
             out = plain.add_(G)
         del plain, U, G
-    return out[0, 0].cpu().numpy(), change[0, 0].cpu().numpy(), np.asarray(losses)
+    curves = np.asarray(losses, dtype=np.float64).reshape(-1, 2)
+    return out[0, 0].cpu().numpy(), change[0, 0].cpu().numpy(), curves
 
 
-def _sure(U, x, x_eps, b, model, epsilon):
+def _sure(U, x, x_eps, b, held_out, model, epsilon):
+    """(the trained half's SURE, the held-out half's, detached): the first is the loss."""
     sb = correlate(b[0, 0], model)[None, None]
-    divergence = torch.sum(sb * (x_eps - x)) / epsilon
-    return torch.sum((U - x) ** 2) / U.numel() - 1.0 + 2.0 * divergence / U.numel()
+    terms = (U - x) ** 2 - 1.0 + (2.0 / epsilon) * sb * (x_eps - x)
+    trained = terms[~held_out].mean()
+    return trained, float(terms.detach()[held_out].mean())
 
 
-def _fit_whole(U, G, net, correction, model, settings, seed, device, progress, saver):
+def _fit_whole(U, G, H, net, correction, model, settings, seed, device, progress, saver):
     """Whole-volume steps; the output: the moving average of the iterates."""
-    U, G = U.to(device), G.to(device)
+    U, G, H = U.to(device), G.to(device), H.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     ema, losses = torch.zeros_like(U), []
@@ -124,18 +141,19 @@ def _fit_whole(U, G, net, correction, model, settings, seed, device, progress, s
     for iteration in range(first, settings.iterations + 1):
         b = torch.randn(U.shape, generator=generator).to(device)
         x = G + correction(U)
-        sure = _sure(U, x, G + correction(U + settings.epsilon * b), b, model, settings.epsilon)
+        x_eps = G + correction(U + settings.epsilon * b)
+        sure, held = _sure(U, x, x_eps, b, H, model, settings.epsilon)
         optimizer.zero_grad(set_to_none=True)
         sure.backward()
         _step_if_finite(optimizer)
         ema.lerp_(x.detach(), 1 - settings.ema)
-        losses.append(float(sure.detach()))
-        progress(iteration, losses[-1])
+        losses.append((float(sure.detach()), held))
+        progress(iteration, losses[-1][0])
         saver.step(iteration, net, optimizer, generator, ema, losses)
     return (ema / (1 - settings.ema**settings.iterations)).cpu(), losses
 
 
-def _fit_patches(U, G, net, correction, model, settings, seed, device, progress, saver):
+def _fit_patches(U, G, H, net, correction, model, settings, seed, device, progress, saver):
     """One random patch per step; the weights' moving average is loaded at the end."""
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -144,24 +162,18 @@ def _fit_patches(U, G, net, correction, model, settings, seed, device, progress,
     averaged, losses, first = saver.resume(net, optimizer, generator, averaged, [])
     for iteration in range(first, settings.iterations + 1):
         where = (..., *random_patch(U.shape[2:], size, generator))
-        u, g = U[where].to(device), G[where].to(device)
+        u, g, h = U[where].to(device), G[where].to(device), H[where].to(device)
         b = torch.randn(u.shape, generator=generator).to(device)
-        sure = _sure(
-            u,
-            g + correction(u),
-            g + correction(u + settings.epsilon * b),
-            b,
-            model,
-            settings.epsilon,
-        )
+        x, x_eps = g + correction(u), g + correction(u + settings.epsilon * b)
+        sure, held = _sure(u, x, x_eps, b, h, model, settings.epsilon)
         optimizer.zero_grad(set_to_none=True)
         sure.backward()
         _step_if_finite(optimizer)
         with torch.no_grad():
             for mean, p in zip(averaged, net.parameters(), strict=True):
                 mean.lerp_(p, 1 - settings.ema)
-        losses.append(float(sure.detach()))
-        progress(iteration, losses[-1])
+        losses.append((float(sure.detach()), held))
+        progress(iteration, losses[-1][0])
         saver.step(iteration, net, optimizer, generator, averaged, losses)
     with torch.no_grad():
         for mean, p in zip(averaged, net.parameters(), strict=True):

@@ -377,6 +377,7 @@ def _guided(
         "guide": settings.guide,
         "chosen": result.chosen,
         "risks": result.risks,
+        "held_out_losses": result.held_out_losses,  # the members' SURE on untrained voxels
         "members": settings.members if settings.iterations > 0 else 0,
         "quality": settings.quality,
         "stage_seconds": result.stage_seconds,
