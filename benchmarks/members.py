@@ -1,16 +1,19 @@
 """A deep-prior member's training objective beside its true squared error, per step.
 
-`python benchmarks/members.py [--case N] [--steps S] [--variant whole|half|patches]` on one
+`python benchmarks/members.py [--case N] [--steps S] [--variant half|whole|patches]` on one
 of run.py's denoising crops (same noise draws). The member is the one `guided` fits
 (x = g + f(u), f a BasicUNet seeing u, Monte-Carlo SURE at fixed weights), with the
 guide g computed as dipmed does. Variants:
-- whole: the whole crop every step (what `guided` does on a crop);
-- half: the SURE on a random half of the voxels only, the other half held out (its SURE
-  and true error logged: a risk the training never saw);
+- half (what `guided` does on a crop): the SURE on a fixed random half of the voxels,
+  the other half held out (its SURE and true error logged: a risk the training never saw);
+- whole: the SURE on every voxel (what `guided` did before 2026-12-04);
 - patches: one random 32^3 patch, randomly flipped, per step; weights averaged (0.99).
-The objective omits the guide's divergence (a constant for the weights), so it sits below
-the true risk by that constant; what matters is whether it keeps falling while the true
-error rises (memorising the noise). Prints one JSON row per logged step.
+Every SURE here includes the guide's divergence (one finite difference through the whole
+guide, as `guided` does), so it estimates the same number as the true squared error
+beside it (against the exact stabilised truth, run._stabilised_truth). Logged per step:
+the trained and held-out halves' SURE and true error of the iterate, and of the 0.99
+average (what the member returns; its divergence: the average of the steps'). Prints
+one JSON row per logged step.
 """
 
 from __future__ import annotations
@@ -33,21 +36,33 @@ import rerun_case  # noqa: E402
 import run  # noqa: E402
 
 from dipmed.restoration import collaborative  # noqa: E402
-from dipmed.restoration.guided import _coefficient_variances, _Stabiliser  # noqa: E402
+from dipmed.restoration.guided import (  # noqa: E402
+    _EPSILON_GUIDE,
+    _coefficient_variances,
+    _probe,
+    _Stabiliser,
+)
+from dipmed.restoration.member import held_out_half  # noqa: E402
 from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size  # noqa: E402
 from dipmed.restoration.noise_model import estimate_noise_model  # noqa: E402
 
 
 def crop(index: int):
-    """(u, guide, stabilised truth) of run.py's denoising case `index`."""
+    """(u, guide, stabilised truth, the guide's per-voxel divergence terms b (g(u + 0.2 b) -
+    g(u)) / 0.2) of run.py's denoising case `index`, as tensors of shape (1, 1, ...)."""
     cases, _ = rerun_case.inputs(HERE.parent.parent / "shared" / "data", run.SIZES["small"])
     _, clean, noisy, sigma_true, _, _, modality = cases[index]
     model = estimate_noise_model(noisy, modality)
     stabiliser = _Stabiliser(model, modality)
     u = stabiliser.forward(noisy)
-    guide = collaborative.denoise(u, _coefficient_variances(model))
+    variances = _coefficient_variances(model)
+    guide = collaborative.denoise(u, variances)
+    b = _probe(u.shape)
+    divergence = b * (collaborative.denoise(u + _EPSILON_GUIDE * b, variances) - guide)
+    divergence /= _EPSILON_GUIDE
     target, _ = run._stabilised_truth(clean, model.sigma, modality, sigma_true)
-    return (torch.from_numpy(np.asarray(a, np.float32))[None, None] for a in (u, guide, target))
+    arrays = (u, guide, target, divergence)
+    return (torch.from_numpy(np.asarray(a, np.float32))[None, None] for a in arrays)
 
 
 def generator(u: torch.Tensor, seed: int):
@@ -88,21 +103,20 @@ def main() -> None:
     parser.add_argument("--case", type=int, default=1, help="run.py's denoising case (1: 5 %)")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--every", type=int, default=15)
-    parser.add_argument("--variant", choices=("whole", "half", "patches"), default="whole")
+    parser.add_argument("--variant", choices=("half", "whole", "patches"), default="half")
     parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    u, g, target = crop(args.case)
-    held_rng = np.random.default_rng(5)
-    train = torch.ones_like(u)
-    if args.variant == "half":
-        train = torch.from_numpy((held_rng.random(u.shape) < 0.5).astype(np.float32))
+    u, g, target, guide_div = crop(args.case)
+    held = torch.from_numpy(held_out_half(tuple(u.shape[2:]), 0))[None, None].float()
+    train = 1 - held if args.variant == "half" else torch.ones_like(u)
     net, correction = generator(u, 0)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     rng = torch.Generator().manual_seed(0)
     averaged = [p.detach().clone() for p in net.parameters()]
-    ema = torch.zeros_like(u)
-    print(json.dumps({"guide_true": float(((g - target) ** 2).mean())}), flush=True)
+    ema, ema_div = torch.zeros_like(u), torch.zeros_like(u)
+    halves = {"trained": train, "held_out": held if args.variant == "half" else train}
+    print(json.dumps(_row(0, u, g, target, guide_div, guide_div, g, halves)), flush=True)
     for step in range(1, args.steps + 1):
         uu, gg, mm = sample(u, g, train, args.variant, rng)
         b = torch.randn(uu.shape, generator=rng)
@@ -117,31 +131,53 @@ def main() -> None:
                 a.lerp_(p, 0.01)
             if args.variant != "patches":
                 ema.lerp_(x, 0.01)
+                ema_div.lerp_(b * (moved - x) / 0.1, 0.01)
         if step % args.every and step != args.steps:
             continue
-        row = _row(step, loss, u, g, target, x, ema, train, args, net, averaged, correction)
+        with torch.no_grad():
+            if args.variant == "patches":  # the averaged weights' output, whole crop
+                now = [p.detach().clone() for p in net.parameters()]
+                for p, a in zip(net.parameters(), averaged, strict=True):
+                    p.copy_(a)
+                average, average_div = g + correction(u), None
+                for p, a in zip(net.parameters(), now, strict=True):
+                    p.copy_(a)
+            else:
+                debias = 1 - 0.99**step
+                average, average_div = ema / debias, guide_div + ema_div / debias
+            if args.variant == "patches":  # the iterate's divergence on the whole crop
+                b = torch.randn(u.shape, generator=rng)
+                x, moved = g + correction(u), g + correction(u + 0.1 * b)
+            row = _row(
+                step,
+                u,
+                g,
+                target,
+                guide_div + b * (moved - x) / 0.1,
+                average_div,
+                x,
+                halves,
+                average=average,
+            )
         print(json.dumps(row), flush=True)
 
 
-def _row(step, loss, u, g, target, x, ema, train, args, net, averaged, correction) -> dict:
-    """The logged step: objective, true error of the iterate and of the average."""
-    with torch.no_grad():
-        if args.variant == "patches":  # the output of the averaged weights, whole crop
-            now = [p.detach().clone() for p in net.parameters()]
-            for p, a in zip(net.parameters(), averaged, strict=True):
-                p.copy_(a)
-            average = g + correction(u)
-            for p, a in zip(net.parameters(), now, strict=True):
-                p.copy_(a)
-        else:
-            average = ema / (1 - 0.99**step)
-        err = lambda v, m: float((((v - target) ** 2) * m).sum() / m.sum())  # noqa: E731
-        row = {"step": step, "objective": round(float(loss), 4)}
-        row["true_iterate"] = round(err(x.detach(), train), 4)
-        row["true_average"] = round(err(average, torch.ones_like(u)), 4)
-        if args.variant == "half":
-            row["true_held_out"] = round(err(x.detach(), 1 - train), 4)
-        return row
+def _row(step, u, g, target, divergence, average_div, x, halves, average=None) -> dict:
+    """The logged step: SURE and true error of the iterate (and of the average) per half."""
+
+    def mean(v, m):
+        return round(float((v * m).sum() / m.sum()), 4)
+
+    row = {"step": step}
+    for name, m in halves.items():
+        row[f"sure_{name}"] = mean((u - x) ** 2 - 1 + 2 * divergence, m)
+        row[f"true_{name}"] = mean((x - target) ** 2, m)
+    if average is not None:
+        row["true_average"] = mean((average - target) ** 2, torch.ones_like(u))
+        if average_div is not None:
+            held = halves["held_out"]
+            row["sure_average_held_out"] = mean((u - average) ** 2 - 1 + 2 * average_div, held)
+    return row
 
 
 if __name__ == "__main__":

@@ -302,7 +302,7 @@ def test_a_member_memorises_noise_only_where_it_trains_and_the_held_out_half_sho
     u = clean + np.random.default_rng(1).normal(0, 1, clean.shape).astype(np.float32)
     held = member.held_out_half(u.shape, 0)
     assert 0.45 < held.mean() < 0.55 and np.array_equal(held, member.held_out_half(u.shape, 0))
-    _, _, curves = member.fit_member(
+    _, _, curves, _ = member.fit_member(
         u, gaussian_filter(u, 1.0), NoiseModel(1.0, None, "given"),
         GuidedSettings(iterations=40), NetworkConfig(), held_out=held, seed=0, flip=(),
         device=torch.device("cpu"), probe=lambda: np.zeros_like(u), probe_step=0.2,

@@ -163,37 +163,57 @@ def guided_denoise(
         progress(Stage("guide: taken from the checkpoint"))
     guide, guide_terms, prior_change = saved  # the pilot's change starts as the guide's
     del saved
-    members, change_sum, losses = [], None, []
+    members, change_sum, divergence_sum, losses = [], None, None, []
     count = settings.members if settings.fits_members else 0
     held_out = held_out_half(u.shape, seed) if count else None  # no member trains on it
     fit_at = time.perf_counter()  # the steps' ETA counts from here, not from the guide
     for m in range(count):
         done = checkpoint.get(f"member{m}") if checkpoint else None
         if done is not None:
-            member, change, curve = done
+            member, change, curve, divergence = done
             if progress:
                 progress(Stage(f"member {m + 1} of {settings.members}: taken from the checkpoint"))
         else:
-            member, change, curve = _fit_member(
-                m, u, guide, held_out, model, settings, network, seed, device, progress,
-                checkpoint, fit_at,
+            member, change, curve, divergence = _fit_member(
+                m,
+                u,
+                guide,
+                held_out,
+                model,
+                settings,
+                network,
+                seed,
+                device,
+                progress,
+                checkpoint,
+                fit_at,
             )
         members.append(member)
         if change_sum is None:
             change_sum = change
         else:
             change_sum += change  # in place: one whole-volume array less at the peak
+        if divergence is not None:  # fitted whole (a small volume): the average's own
+            divergence_sum = divergence if divergence_sum is None else divergence_sum + divergence
         losses.append(curve)
-        del member, change, done
+        del member, change, divergence, done
     clock.lap("members")
     final, final_terms, spread, prior_image, prior_risk = None, None, None, None, None
     if members:  # the members' mean ("prior"), their spread, the Bayes stage it pilots
         prior = _mean(members)
-        prior_change += change_sum / len(members)
+        change_sum /= len(members)
+        if divergence_sum is None:  # patches: the averaged weights' change is the output's
+            prior_change += change_sum  # the pilot's change: the guide's and the members'
+            prior_risk = _prior_risk(u, prior, prior_change, None, held_out, model)
+        else:  # fitted whole: the average of the steps' divergence terms is the output's
+            divergence_sum /= len(members)
+            prior_risk = _prior_risk(u, prior, prior_change, divergence_sum, held_out, model)
+            prior_change += change_sum
+        del change_sum, divergence_sum, held_out
         # one member: the spread of the pair it and the guide, the estimators the final
         # stage saw (correlated MNI crop: rank r 0.33 without it, 0.56 with three members)
         spread = _spread(members if len(members) > 1 else [*members, guide], stabiliser.inverse)
-        del members, change_sum
+        del members
         final = collaborative.bayes(
             u,
             prior,
@@ -202,14 +222,9 @@ def guided_denoise(
             device=device,
         )
         clock.lap("final stage")
-        # The prior alone is not a candidate: its SURE at fixed weights misses what training
-        # memorised of the noise; the final stage re-filters u and its SURE tracks.
+        # The prior alone is not a candidate: it is what the final stage's pilot, which
+        # re-filters u, is made of; its risk is logged (benchmarks, report)
         prior_image = stabiliser.inverse(prior) if candidates else None
-        # its SURE on the voxels no member trained on: the trained half's misses what the
-        # weights memorised of the noise there (benchmarks/README.md, issue 22)
-        prior_terms = _sure_terms(u, prior, prior_change, _EPSILON_GUIDE, model)
-        prior_risk = float(prior_terms[held_out].mean(dtype=np.float64))
-        del prior_terms, held_out
         prior_change += prior  # in place: the pilot moved with u, p(u + eps b) ~ p + dp
         moved = prior_change
         del prior_change, prior
@@ -288,6 +303,19 @@ class _Clock:
         self._at = now
 
 
+def _prior_risk(u, prior, change, divergence, held_out, model) -> float:
+    """The members' mean's SURE on the voxels no member trained on (the trained half's
+    misses what the weights memorised of the noise there: benchmarks/README.md, issue 22).
+
+    Its divergence: `change` along the probe (the guide's, and in patches the averaged
+    weights'), plus, fitted whole, `divergence`: the members' per-voxel terms averaged
+    over their steps, as their output is."""
+    terms = _sure_terms(u, prior, change, _EPSILON_GUIDE, model)
+    if divergence is not None:
+        terms += 2.0 * divergence
+    return float(terms[held_out].mean(dtype=np.float64))
+
+
 def _fit_member(
     m, u, guide, held_out, model, settings, network, seed, device, progress, checkpoint, fit_at
 ):
@@ -297,7 +325,7 @@ def _fit_member(
     state = checkpoint.get(f"{key}-fit") if checkpoint else None
     if state is not None and progress:
         progress(Stage(f"member {m + 1} of {settings.members}: resuming from step {state['step']}"))
-    member, change, curve = fit_member(
+    member, change, curve, divergence = fit_member(
         u,
         guide,
         model,
@@ -321,8 +349,8 @@ def _fit_member(
     )
     if checkpoint is not None:
         checkpoint.drop(f"{key}-fit")
-    _keep(checkpoint, key, (member, change, curve))
-    return member, change, curve
+    _keep(checkpoint, key, (member, change, curve, divergence))
+    return member, change, curve, divergence
 
 
 def _keep(checkpoint: Checkpoint | None, key: str, value) -> None:
