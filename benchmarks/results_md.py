@@ -120,8 +120,11 @@ def _risk_lines(case: dict) -> list[str]:
                 for k in ("guide", "final")
                 if k in r["sure"]
             )
-            if "prior" in r["true_risk"]:
-                pairs += f"; members' mean (true only) {r['true_risk']['prior']:.4f}"
+            if "prior" in r["sure"]:  # read on the held-out half (not a candidate)
+                pairs += (
+                    f"; members' mean (held-out half) {r['sure']['prior']:.4f} vs "
+                    f"{r['true_risk']['prior']:.4f}"
+                )
             if r.get("stage_seconds"):
                 pairs += "; seconds: " + ", ".join(
                     f"{k} {v:.1f}" for k, v in r["stage_seconds"].items()
