@@ -49,8 +49,8 @@ class CollaborativeSettings:
     step_guide_bayes: int = 3  # ... in `denoise`'s Bayes stage (the guide's): 2.3x faster than 2,
     # MSE +0.8 % on the benchmark crops (benchmarks/README.md, issue 22)
     search: int = 5  # search radius (voxels): a window of (2 * search + 1)^3 offsets
-    group: int = 16  # cubes per group, stage 1 (hard thresholding; 32 at 2.9 stds won on
-    # crops but lost on whole scans for 20 % more time: benchmarks/README.md, issue 22)
+    group: int = 16  # cubes per group, stage 1 (hard thresholding, as BM4D; 32 at 2.9 stds:
+    # benchmarks/README.md, issue 22)
     group_wiener: int = 32  # cubes per group, stage 2 (Wiener; 32 beat 16 by 0.03-0.23 dB)
     group_bayes: int = 64  # cubes per group, the Bayes stage (CT crop: 32 / 64 / 96 / 128 tried)
     threshold: float = 2.7  # stage 1 hard threshold, in noise stds of each coefficient

@@ -62,7 +62,7 @@ def fit_member(
     rendering: Callable[[int, int], None] | None = None,
     checkpoint: Checkpoint | None = None,
     key: str = "member",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """The member's output, f(u + probe_step probe()) - f(u) at its final weights (for the
     risk estimate of what it pilots), its SURE curves (steps x 2: the trained half's, the
     loss, and the `held_out` half's; both without the guide's divergence, a constant for
@@ -138,9 +138,8 @@ def _sure(U, x, x_eps, b, held_out, model, epsilon):
 
 def _fit_whole(U, G, H, net, correction, model, settings, seed, device, progress, saver):
     """Whole-volume steps; the output: the moving average of the iterates, and the same
-    average of the steps' divergence terms (S b)(x(u + eps b) - x(u)) / eps: the average's
-    own divergence (a change at the last weights is not that of their average: on a 5 %
-    crop its SURE read 0.15 low against 0.05 for the average's)."""
+    average of the steps' divergence terms (S b)(x(u + eps b) - x(u)) / eps, the
+    average's own divergence (the last weights' change is not: benchmarks/README.md)."""
     U, G, H = U.to(device), G.to(device), H.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     generator = torch.Generator(device="cpu").manual_seed(seed)
