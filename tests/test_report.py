@@ -52,6 +52,8 @@ def test_report_holds_what_downstream_tools_read(denoised_report):
     assert 1 <= fit["best_iteration"] <= fit["iterations"] <= 40
     assert fit["device"] == "cpu" and fit["seconds"] > 0
     assert len(fit["curve"]["iteration"]) == len(fit["curve"]["loss"]) == fit["iterations"]
+    # guided: the members' SURE on the held-out half beside the loss, per step
+    assert len(fit["curve"]["held_out"]) == fit["iterations"]
     provenance = report["provenance"]
     assert provenance["seed"] == 3 and provenance["config"]["fit"]["max_iters"] == 40
     assert {"dipmed", "torch", "monai", "numpy"} <= set(provenance["versions"])
@@ -60,6 +62,7 @@ def test_report_holds_what_downstream_tools_read(denoised_report):
     html = (folder / "report.html").read_text()
     assert html.count("<img ") >= 5 and "data:image/png;base64," in html
     assert "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
+    assert "held-out half (never trained on)" in html
 
 
 def test_a_dicom_report_keeps_patient_identifiers_out(tmp_path, capsys):

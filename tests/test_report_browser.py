@@ -32,7 +32,8 @@ document.getElementById("page").addEventListener("load", () => {
   document.getElementById("result").textContent = JSON.stringify({
     images: images.length,
     broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).length,
-    charts: doc.querySelectorAll("svg polyline").length,
+    charts: doc.querySelectorAll("svg").length,
+    lines: doc.querySelectorAll("svg polyline").length,
     title: doc.title,
   });
 });
@@ -79,6 +80,7 @@ def test_report_loads_with_all_images_in_chromium(tmp_path, report_folder):
     # (restored beside the uncertainty map)
     assert result["images"] == 9 and result["broken"] == 0, result
     assert result["charts"] == 2 and result["title"].startswith("dipmed denoise")
+    assert result["lines"] == 3  # the misfit; the members' trained and held-out SURE
 
 
 def test_report_screenshot_shows_the_views(tmp_path, report_folder):

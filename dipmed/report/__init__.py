@@ -54,11 +54,14 @@ def charts(report: dict) -> list[str]:
         marks,
         y_label=f"RMS misfit ({units})",
     )
-    loss = chart(
-        f"Training loss ({fit['loss']}, normalised units)",
-        curve["iteration"],
-        [Line("loss", curve["loss"], "#6a1b9a")],
-        [m for m in marks if m.vertical],
-        y_label="loss",
-    )
+    title, label = f"Training loss ({fit['loss']}, normalised units)", "loss"
+    lines = [Line("loss", curve["loss"], "#6a1b9a")]
+    if "held_out" in curve:  # guided: a loss that falls while the held-out half's rises
+        title = "Members' SURE per step (stabilised units)"
+        label = "SURE"
+        lines = [
+            Line("trained half (the loss)", curve["loss"], "#6a1b9a"),
+            Line("held-out half (never trained on)", curve["held_out"], "#ef6c00"),
+        ]
+    loss = chart(title, curve["iteration"], lines, [m for m in marks if m.vertical], y_label=label)
     return [misfit, loss]

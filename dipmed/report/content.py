@@ -159,7 +159,11 @@ def _fit(run: Run) -> dict:
         "loss": r.loss,
         "peak_gpu_memory_bytes": fit.peak_memory_bytes if r.device.startswith("cuda") else None,
         "peak_host_memory_bytes": peak_host_memory_bytes(),
-        "curve": _curve(fit.losses, np.sqrt(np.maximum(fit.misfits, 0)) * scale),
+        "curve": _curve(
+            fit.losses,
+            np.sqrt(np.maximum(fit.misfits, 0)) * scale,
+            (r.details or {}).get("held_out_losses"),
+        ),
         "curve_units": run.volume.meta.units or "image units",
     }
 
@@ -215,13 +219,17 @@ def _internal_rule(config: RestoreConfig, r) -> dict:
 _RULES = {"guided": _risk_rule, "internal": _internal_rule}
 
 
-def _curve(losses: np.ndarray, rms_misfit: np.ndarray) -> dict:
-    """Every k-th epoch (and the last), so that long fits stay a few kilobytes."""
+def _curve(losses: np.ndarray, rms_misfit: np.ndarray, held_out=None) -> dict:
+    """Every k-th epoch (and the last), so that long fits stay a few kilobytes. Guided
+    denoising adds the members' SURE on the held-out half of the voxels per step."""
     count = len(losses)
     step = max(1, int(np.ceil(count / CURVE_POINTS)))
     index = sorted(set(range(0, count, step)) | ({count - 1} if count else set()))
-    return {
+    curve = {
         "iteration": [i + 1 for i in index],
         "loss": [float(losses[i]) for i in index],
         "rms_misfit": [float(rms_misfit[i]) for i in index],
     }
+    if held_out is not None and len(held_out) == count:
+        curve["held_out"] = [float(held_out[i]) for i in index]
+    return curve
