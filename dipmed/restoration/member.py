@@ -129,11 +129,13 @@ def fit_member(
 
 
 def _sure(U, x, x_eps, b, held_out, model, epsilon):
-    """(the trained half's SURE, the held-out half's, detached): the first is the loss."""
+    """(the trained half's SURE, the loss; the held-out half's; the divergence terms
+    (S b)(x(u + eps b) - x(u)) / eps per voxel), the last two detached."""
     sb = correlate(b[0, 0], model)[None, None]
-    terms = (U - x) ** 2 - 1.0 + (2.0 / epsilon) * sb * (x_eps - x)
+    divergence = sb * (x_eps - x) / epsilon
+    terms = (U - x) ** 2 - 1.0 + 2.0 * divergence
     trained = terms[~held_out].mean()
-    return trained, float(terms.detach()[held_out].mean())
+    return trained, float(terms.detach()[held_out].mean()), divergence.detach()
 
 
 def _fit_whole(U, G, H, net, correction, model, settings, seed, device, progress, saver):
@@ -149,13 +151,12 @@ def _fit_whole(U, G, H, net, correction, model, settings, seed, device, progress
         b = torch.randn(U.shape, generator=generator).to(device)
         x = G + correction(U)
         x_eps = G + correction(U + settings.epsilon * b)
-        sure, held = _sure(U, x, x_eps, b, H, model, settings.epsilon)
+        sure, held, divergence = _sure(U, x, x_eps, b, H, model, settings.epsilon)
         optimizer.zero_grad(set_to_none=True)
         sure.backward()
         _step_if_finite(optimizer)
         with torch.no_grad():
-            divergence = correlate(b[0, 0], model) * (x_eps - x)[0, 0] / settings.epsilon
-            averages.lerp_(torch.stack([x[0, 0], divergence])[None], 1 - settings.ema)
+            averages.lerp_(torch.cat([x, divergence], dim=1), 1 - settings.ema)
         losses.append((float(sure.detach()), held))
         progress(iteration, losses[-1][0])
         saver.step(iteration, net, optimizer, generator, averages, losses)
@@ -175,7 +176,7 @@ def _fit_patches(U, G, H, net, correction, model, settings, seed, device, progre
         u, g, h = U[where].to(device), G[where].to(device), H[where].to(device)
         b = torch.randn(u.shape, generator=generator).to(device)
         x, x_eps = g + correction(u), g + correction(u + settings.epsilon * b)
-        sure, held = _sure(u, x, x_eps, b, h, model, settings.epsilon)
+        sure, held, _ = _sure(u, x, x_eps, b, h, model, settings.epsilon)
         optimizer.zero_grad(set_to_none=True)
         sure.backward()
         _step_if_finite(optimizer)
