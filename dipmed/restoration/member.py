@@ -132,10 +132,11 @@ def _sure(U, x, x_eps, b, held_out, model, epsilon):
     """(the trained half's SURE, the loss; the held-out half's; the divergence terms
     (S b)(x(u + eps b) - x(u)) / eps per voxel), the last two detached."""
     sb = correlate(b[0, 0], model)[None, None]
-    divergence = sb * (x_eps - x) / epsilon
-    terms = (U - x) ** 2 - 1.0 + 2.0 * divergence
+    terms = (U - x) ** 2 - 1.0 + (2.0 / epsilon) * sb * (x_eps - x)
     trained = terms[~held_out].mean()
-    return trained, float(terms.detach()[held_out].mean()), divergence.detach()
+    with torch.no_grad():
+        divergence = sb * (x_eps - x) / epsilon
+    return trained, float(terms.detach()[held_out].mean()), divergence
 
 
 def _fit_whole(U, G, H, net, correction, model, settings, seed, device, progress, saver):
