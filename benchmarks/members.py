@@ -5,8 +5,9 @@ of run.py's denoising crops (same noise draws). The member is the one `guided` f
 (x = g + f(u), f a BasicUNet seeing u, Monte-Carlo SURE at fixed weights), with the
 guide g computed as dipmed does. Variants:
 - half (what `guided` does on a crop): the SURE on a fixed random half of the voxels,
-  the other half held out (its SURE and true error logged: a risk the training never saw);
-- whole: the SURE on every voxel (what `guided` did before 2026-12-04);
+  the other half held out (its SURE and true error logged: a risk the training never saw),
+  MR air (the guide below 2 sigma) in neither;
+- whole: the SURE on every voxel but MR air (what `guided` did before 2026-12-04, air in);
 - patches: one random 32^3 patch, randomly flipped, per step; weights averaged (0.99).
 Every SURE here includes the guide's divergence (one finite difference through the whole
 guide, as `guided` does), so it estimates the same number as the true squared error
@@ -39,17 +40,19 @@ from dipmed.restoration import collaborative  # noqa: E402
 from dipmed.restoration.guided import (  # noqa: E402
     _EPSILON_GUIDE,
     _coefficient_variances,
+    _member_roles,
     _probe,
     _Stabiliser,
 )
-from dipmed.restoration.member import held_out_half  # noqa: E402
+from dipmed.restoration.member import HELD_OUT, IGNORED, TRAINED  # noqa: E402
 from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size  # noqa: E402
 from dipmed.restoration.noise_model import estimate_noise_model  # noqa: E402
 
 
 def crop(index: int):
     """(u, guide, stabilised truth, the guide's per-voxel divergence terms b (g(u + 0.2 b) -
-    g(u)) / 0.2) of run.py's denoising case `index`, as tensors of shape (1, 1, ...)."""
+    g(u)) / 0.2, the voxels' roles in the members' SURE as `guided` sets them: MR air in
+    neither half) of run.py's denoising case `index`, as tensors of shape (1, 1, ...)."""
     cases, _ = rerun_case.inputs(HERE.parent.parent / "shared" / "data", run.SIZES["small"])
     _, clean, noisy, sigma_true, _, _, modality = cases[index]
     model = estimate_noise_model(noisy, modality)
@@ -61,7 +64,7 @@ def crop(index: int):
     divergence = b * (collaborative.denoise(u + _EPSILON_GUIDE * b, variances) - guide)
     divergence /= _EPSILON_GUIDE
     target, _ = run._stabilised_truth(clean, model.sigma, modality, sigma_true)
-    arrays = (u, guide, target, divergence)
+    arrays = (u, guide, target, divergence, _member_roles(guide, stabiliser, 0))
     return (torch.from_numpy(np.asarray(a, np.float32))[None, None] for a in arrays)
 
 
@@ -107,9 +110,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    u, g, target, guide_div = crop(args.case)
-    held = torch.from_numpy(held_out_half(tuple(u.shape[2:]), 0))[None, None].float()
-    train = 1 - held if args.variant == "half" else torch.ones_like(u)
+    u, g, target, guide_div, roles = crop(args.case)
+    held = (roles == HELD_OUT).float()
+    train = (roles == TRAINED).float() if args.variant == "half" else (roles != IGNORED).float()
     net, correction = generator(u, 0)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     rng = torch.Generator().manual_seed(0)
@@ -173,7 +176,7 @@ def _row(step, u, g, target, divergence, average_div, x, halves, average=None) -
         row[f"sure_{name}"] = mean((u - x) ** 2 - 1 + 2 * divergence, m)
         row[f"true_{name}"] = mean((x - target) ** 2, m)
     if average is not None:
-        row["true_average"] = mean((average - target) ** 2, torch.ones_like(u))
+        row["true_average"] = mean((average - target) ** 2, halves["held_out"])
         if average_div is not None:
             held = halves["held_out"]
             row["sure_average_held_out"] = mean((u - average) ** 2 - 1 + 2 * average_div, held)

@@ -300,11 +300,12 @@ def test_a_member_memorises_noise_only_where_it_trains_and_the_held_out_half_sho
     clean = gaussian_filter(mr_phantom((24, 24, 16)), 0.8).astype(np.float32)
     clean *= 12.0 / clean.max()  # stabilised units: unit noise
     u = clean + np.random.default_rng(1).normal(0, 1, clean.shape).astype(np.float32)
-    held = member.held_out_half(u.shape, 0)
-    assert 0.45 < held.mean() < 0.55 and np.array_equal(held, member.held_out_half(u.shape, 0))
+    roles = member.held_out_half(u.shape, 0)
+    assert set(np.unique(roles)) == {member.TRAINED, member.HELD_OUT}
+    assert 0.45 < roles.mean() < 0.55 and np.array_equal(roles, member.held_out_half(u.shape, 0))
     _, _, curves, _ = member.fit_member(
         u, gaussian_filter(u, 1.0), NoiseModel(1.0, None, "given"),
-        GuidedSettings(iterations=40), NetworkConfig(), held_out=held, seed=0, flip=(),
+        GuidedSettings(iterations=40), NetworkConfig(), roles=roles, seed=0, flip=(),
         device=torch.device("cpu"), probe=lambda: np.zeros_like(u), probe_step=0.2,
         progress=lambda i, loss: None,
     )  # fmt: skip
@@ -312,3 +313,29 @@ def test_a_member_memorises_noise_only_where_it_trains_and_the_held_out_half_sho
     assert curves.shape == (40, 2)
     assert trained[-5:].mean() < trained[:5].mean() - 0.05  # the loss falls
     assert held_out[-5:].mean() > trained[-5:].mean() + 0.1  # ... and the held-out half says so
+
+
+def test_the_members_sure_leaves_mr_air_out_of_both_halves():
+    """MR air (the guide below 2 noise sigmas) is in neither half of the members' SURE:
+    there the stabilised noise is not Gaussian and a network learns to exploit the bias.
+    Head voxels keep their random halves; CT, and a volume nearly all dark, keep every voxel."""
+    from dipmed.restoration import member
+    from dipmed.restoration.guided import _member_roles, _Stabiliser
+    from dipmed.restoration.noise_model import NoiseModel
+
+    clean = gaussian_filter(mr_phantom((32, 32, 20)), 0.8).astype(np.float32)
+    sigma = 0.05 * clean.max()
+    model = NoiseModel(sigma, None, "given")
+    mr = _Stabiliser(model, "MR")
+    guide = mr.forward(clean)  # a perfect guide, stabilised
+    roles = _member_roles(guide, mr, 0)
+    air, head = clean == 0, clean > 4 * sigma
+    assert np.all(roles[air] == member.IGNORED)
+    assert not np.any(roles[head] == member.IGNORED)
+    assert 0.4 < np.mean(roles[head] == member.HELD_OUT) < 0.6
+    assert abs(mr.inverse(np.float32([mr.level(2 * sigma)]))[0] - 2 * sigma) < 0.01 * sigma
+    ct = _Stabiliser(model, "CT")
+    assert not np.any(_member_roles(ct.forward(clean), ct, 0) == member.IGNORED)
+    nearly_all_air = mr.forward(np.where(clean > 0.9 * clean.max(), clean, 0))
+    assert np.mean(mr.inverse(nearly_all_air) < 2 * sigma) > 0.95
+    assert not np.any(_member_roles(nearly_all_air, mr, 0) == member.IGNORED)

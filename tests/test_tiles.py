@@ -62,7 +62,7 @@ def test_the_tiled_render_matches_the_whole_render(monkeypatch):
     settings = GuidedSettings(iterations=30, patch=32)
     member.fit_member(
         u, guide, NoiseModel(1.0, None, "given"), settings, NetworkConfig(),
-        held_out=member.held_out_half(u.shape, 0), seed=0, flip=(), device=torch.device("cpu"),
+        roles=member.held_out_half(u.shape, 0), seed=0, flip=(), device=torch.device("cpu"),
         probe=lambda: np.zeros_like(u), probe_step=0.2, progress=lambda i, loss: None,
     )  # fmt: skip
     volume = torch.from_numpy(u)[None, None]

@@ -49,7 +49,7 @@ from dipmed.restoration import collaborative
 from dipmed.restoration.background import no_signal
 from dipmed.restoration.checkpoint import Checkpoint
 from dipmed.restoration.events import Progress, Report, Stage, stage_parts
-from dipmed.restoration.member import correlate, fit_member, held_out_half
+from dipmed.restoration.member import HELD_OUT, IGNORED, correlate, fit_member, held_out_half
 from dipmed.restoration.networks import NetworkConfig
 from dipmed.restoration.noise_model import NoiseModel, cube_covariance
 from dipmed.restoration.vst import RicianVST
@@ -60,6 +60,8 @@ _LOCAL_RISK_VOX = 2.0  # Gaussian width (voxels) over which the SURE terms are a
 _DETECT_VOX = 1.2  # Gaussian width (voxels) of the residual tested for structure
 _DETECT_Z = 3.5  # structure: the smoothed residual above this many of its noise stds
 _RETURN_VOX = 0.7  # Gaussian width (voxels) of the residual returned there
+_DARK_SIGMAS = 2.0  # MR: voxels whose guide is below this many sigma are out of the SURE
+_MIN_BRIGHT = 0.05  # ... unless fewer than this fraction of the voxels would be left
 
 
 QUALITY = {  # preset -> (deep-prior members, SURE steps per member); benchmarks/README.md
@@ -124,6 +126,14 @@ class _Stabiliser:
     def inverse(self, u: np.ndarray) -> np.ndarray:
         return self._vst.inverse(u) if self.rician else (u * self.sigma).astype(np.float32)
 
+    def level(self, image: float) -> float:
+        """The stabilised value whose inverse is `image` (image units; the inverse is
+        monotone)."""
+        if not self.rician:
+            return image / self.sigma
+        grid = np.linspace(-4.0, 8.0 + image / self.sigma, 4096, dtype=np.float32)
+        return float(np.interp(image, self.inverse(grid), grid))
+
     def slope(self, u: np.ndarray) -> np.ndarray:
         """d(image)/du at u: converts stabilised errors to image units."""
         step = 0.05
@@ -165,7 +175,7 @@ def guided_denoise(
     del saved
     members, change_sum, divergence_sum, losses = [], None, None, []
     count = settings.members if settings.fits_members else 0
-    held_out = held_out_half(u.shape, seed) if count else None  # no member trains on it
+    roles = _member_roles(guide, stabiliser, seed) if count else None
     fit_at = time.perf_counter()  # the steps' ETA counts from here, not from the guide
     for m in range(count):
         done = checkpoint.get(f"member{m}") if checkpoint else None
@@ -178,7 +188,7 @@ def guided_denoise(
                 m,
                 u,
                 guide,
-                held_out,
+                roles,
                 model,
                 settings,
                 network,
@@ -204,12 +214,12 @@ def guided_denoise(
         change_sum /= len(members)
         if divergence_sum is None:  # patches: the averaged weights' change is the output's
             prior_change += change_sum  # the pilot's change: the guide's and the members'
-            prior_risk = _prior_risk(u, prior, prior_change, None, held_out, model)
+            prior_risk = _prior_risk(u, prior, prior_change, None, roles, model)
         else:  # fitted whole: the average of the steps' divergence terms is the output's
             divergence_sum /= len(members)
-            prior_risk = _prior_risk(u, prior, prior_change, divergence_sum, held_out, model)
+            prior_risk = _prior_risk(u, prior, prior_change, divergence_sum, roles, model)
             prior_change += change_sum
-        del change_sum, divergence_sum, held_out
+        del change_sum, divergence_sum, roles
         # one member: the spread of the pair it and the guide, the estimators the final
         # stage saw (correlated MNI crop: rank r 0.33 without it, 0.56 with three members)
         spread = _spread(members if len(members) > 1 else [*members, guide], stabiliser.inverse)
@@ -303,9 +313,28 @@ class _Clock:
         self._at = now
 
 
-def _prior_risk(u, prior, change, divergence, held_out, model) -> float:
-    """The members' mean's SURE on the voxels no member trained on (the trained half's
-    misses what the weights memorised of the noise there: benchmarks/README.md, issue 22).
+def _member_roles(guide: np.ndarray, stabiliser: _Stabiliser, seed: int) -> np.ndarray:
+    """Each voxel's role in the members' SURE: a random half held out (no member trains
+    on it; the members' risk is read there) and, for MR, the dark voxels in neither.
+
+    Dark: the guide below `_DARK_SIGMAS` noise sigmas (image units). There the stabilised
+    noise is far from Gaussian (the VST of near-Rayleigh data is bounded below and
+    skewed), SURE is biased, and a network trained on it learns to exploit the bias on
+    every voxel (both halves' SURE fell to -1.5 on `make run`'s MR phantom:
+    benchmarks/README.md). Kept in when fewer than `_MIN_BRIGHT` of the voxels are not dark.
+    """
+    roles = held_out_half(guide.shape, seed)
+    if stabiliser.rician:
+        dark = guide < stabiliser.level(_DARK_SIGMAS * stabiliser.sigma)
+        if dark.mean() <= 1.0 - _MIN_BRIGHT:
+            roles[dark] = IGNORED
+    return roles
+
+
+def _prior_risk(u, prior, change, divergence, roles, model) -> float:
+    """The members' mean's SURE on the held-out voxels, which no member trained on (the
+    trained half's misses what the weights memorised of the noise there:
+    benchmarks/README.md, issue 22).
 
     Its divergence: `change` along the probe (the guide's, and in patches the averaged
     weights'), plus, fitted whole, `divergence`: the members' per-voxel terms averaged
@@ -313,11 +342,11 @@ def _prior_risk(u, prior, change, divergence, held_out, model) -> float:
     terms = _sure_terms(u, prior, change, _EPSILON_GUIDE, model)
     if divergence is not None:
         terms += 2.0 * divergence
-    return float(terms[held_out].mean(dtype=np.float64))
+    return float(terms[roles == HELD_OUT].mean(dtype=np.float64))
 
 
 def _fit_member(
-    m, u, guide, held_out, model, settings, network, seed, device, progress, checkpoint, fit_at
+    m, u, guide, roles, model, settings, network, seed, device, progress, checkpoint, fit_at
 ):
     """Member m, resumed from the checkpoint's state when there is one, then kept there."""
     total = settings.members * settings.iterations
@@ -331,7 +360,7 @@ def _fit_member(
         model,
         settings,
         network,
-        held_out=held_out,
+        roles=roles,
         seed=seed + m,
         flip=_FLIPS[m % len(_FLIPS)],
         device=device,

@@ -12,7 +12,9 @@ The loss is their mean over the trained half of the voxels (`held_out_half`); th
 over the other half is logged beside it. A divergence at fixed weights does not see
 what the weights learnt of the noise, so the trained half's SURE keeps falling as the
 network stores noise; the held-out half's follows the true error (benchmarks/README.md),
-and it is what the members' risk is read on.
+and it is what the members' risk is read on. Voxels marked IGNORED (MR air, where the
+stabilised noise is not Gaussian and SURE is biased) are in neither half, and there the
+member is the guide (f is masked to 0: nothing trained it there).
 """
 
 from __future__ import annotations
@@ -37,12 +39,16 @@ from dipmed.restoration.tiles import (
 )
 
 _OUTPUT_SCALE = 1e-3  # the generator's last layer starts near zero: the first x is g
+_PATCH_DRAWS = 32  # draws for a patch holding trained voxels before one without is taken
+
+TRAINED, HELD_OUT, IGNORED = 0, 1, 2  # a voxel's role in the members' SURE
 
 
 def held_out_half(shape: tuple[int, ...], seed: int) -> np.ndarray:
-    """A random half of the voxels (bool, one byte a voxel) that no member trains on."""
+    """Each voxel's role (uint8, one byte a voxel): a random half HELD_OUT, which no member
+    trains on, the other half TRAINED."""
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 2, size=shape, dtype=np.uint8).astype(bool)
+    return rng.integers(0, 2, size=shape, dtype=np.uint8)
 
 
 def fit_member(
@@ -52,7 +58,7 @@ def fit_member(
     settings,
     network: NetworkConfig,
     *,
-    held_out: np.ndarray,
+    roles: np.ndarray,
     seed: int,
     flip: tuple[int, ...],
     device: torch.device,
@@ -65,7 +71,7 @@ def fit_member(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """The member's output, f(u + probe_step probe()) - f(u) at its final weights (for the
     risk estimate of what it pilots), its SURE curves (steps x 2: the trained half's, the
-    loss, and the `held_out` half's; both without the guide's divergence, a constant for
+    loss, and the held-out half's, per `roles`; both without the guide's divergence, a constant for
     the weights), and, fitted whole, the output's own per-voxel divergence terms (the
     average of the steps'; None in patches, where the output and the change are of the
     same averaged weights). `probe()` makes the probe (a new float32 array of u's shape).
@@ -103,7 +109,7 @@ def fit_member(
     whole = covers(u.shape, settings.patch)
     fit = _fit_whole if whole else _fit_patches
     saver = _Saver(checkpoint, key)
-    H = torch.from_numpy(held_out)[None, None]
+    H = torch.from_numpy(roles)[None, None]
     out, losses = fit(U, G, H, net, correction, model, settings, seed, device, progress, saver)
     divergence = None
     if whole:  # the average of the iterates and its divergence terms
@@ -120,6 +126,10 @@ def fit_member(
         change = render(correction, shifted, size, device=device, report=counts[0])
         del shifted
         plain = render(correction, U, size, device=device, report=counts[1])
+        ignored = H == IGNORED  # the member is the guide there
+        plain.masked_fill_(ignored, 0.0)
+        change.masked_fill_(ignored, 0.0)
+        del ignored
         change -= plain
         if not whole:
             out = plain.add_(G)
@@ -128,15 +138,18 @@ def fit_member(
     return out[0, 0].cpu().numpy(), change[0, 0].cpu().numpy(), curves, divergence
 
 
-def _sure(U, x, x_eps, b, held_out, model, epsilon):
-    """(the trained half's SURE, the loss; the held-out half's; the divergence terms
-    (S b)(x(u + eps b) - x(u)) / eps per voxel), the last two detached."""
+def _sure(U, x, x_eps, b, roles, model, epsilon):
+    """(the trained voxels' SURE, the loss; the held-out voxels'; the divergence terms
+    (S b)(x(u + eps b) - x(u)) / eps per voxel), the last two detached. A role with no
+    voxel reads 0 (the loss then has no gradient)."""
     sb = correlate(b[0, 0], model)[None, None]
     terms = (U - x) ** 2 - 1.0 + (2.0 / epsilon) * sb * (x_eps - x)
-    trained = terms[~held_out].mean()
+    trained, held = roles == TRAINED, roles == HELD_OUT
+    loss = terms[trained].sum() / max(int(trained.sum()), 1)
     with torch.no_grad():
         divergence = sb * (x_eps - x) / epsilon
-    return trained, float(terms.detach()[held_out].mean()), divergence
+        held_sure = float(terms[held].sum()) / max(int(held.sum()), 1)
+    return loss, held_sure, divergence
 
 
 def _fit_whole(U, G, H, net, correction, model, settings, seed, device, progress, saver):
@@ -144,14 +157,15 @@ def _fit_whole(U, G, H, net, correction, model, settings, seed, device, progress
     average of the steps' divergence terms (S b)(x(u + eps b) - x(u)) / eps, the
     average's own divergence (the last weights' change is not: benchmarks/README.md)."""
     U, G, H = U.to(device), G.to(device), H.to(device)
+    ignored = H == IGNORED
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     averages, losses = torch.zeros((1, 2, *U.shape[2:]), device=device), []  # x, divergence
     averages, losses, first = saver.resume(net, optimizer, generator, averages, losses)
     for iteration in range(first, settings.iterations + 1):
         b = torch.randn(U.shape, generator=generator).to(device)
-        x = G + correction(U)
-        x_eps = G + correction(U + settings.epsilon * b)
+        x = G + correction(U).masked_fill(ignored, 0.0)
+        x_eps = G + correction(U + settings.epsilon * b).masked_fill(ignored, 0.0)
         sure, held, divergence = _sure(U, x, x_eps, b, H, model, settings.epsilon)
         optimizer.zero_grad(set_to_none=True)
         sure.backward()
@@ -173,10 +187,12 @@ def _fit_patches(U, G, H, net, correction, model, settings, seed, device, progre
     averaged = [p.detach().clone() for p in net.parameters()]
     averaged, losses, first = saver.resume(net, optimizer, generator, averaged, [])
     for iteration in range(first, settings.iterations + 1):
-        where = (..., *random_patch(U.shape[2:], size, generator))
+        where = _patch_with_trained_voxels(H, size, generator)
         u, g, h = U[where].to(device), G[where].to(device), H[where].to(device)
         b = torch.randn(u.shape, generator=generator).to(device)
-        x, x_eps = g + correction(u), g + correction(u + settings.epsilon * b)
+        ignored = h == IGNORED
+        x = g + correction(u).masked_fill(ignored, 0.0)
+        x_eps = g + correction(u + settings.epsilon * b).masked_fill(ignored, 0.0)
         sure, held, _ = _sure(u, x, x_eps, b, h, model, settings.epsilon)
         optimizer.zero_grad(set_to_none=True)
         sure.backward()
@@ -191,6 +207,16 @@ def _fit_patches(U, G, H, net, correction, model, settings, seed, device, progre
         for mean, p in zip(averaged, net.parameters(), strict=True):
             p.copy_(mean)
     return None, losses
+
+
+def _patch_with_trained_voxels(roles, size, generator) -> tuple:
+    """A random patch's index that holds trained voxels (a patch all air has none), after
+    at most `_PATCH_DRAWS` draws."""
+    for _ in range(_PATCH_DRAWS):
+        where = (..., *random_patch(roles.shape[2:], size, generator))
+        if bool((roles[where] == TRAINED).any()):
+            break
+    return where
 
 
 def _step_if_finite(optimizer: torch.optim.Optimizer) -> bool:
