@@ -64,7 +64,7 @@ def crop(index: int):
     divergence = b * (collaborative.denoise(u + _EPSILON_GUIDE * b, variances) - guide)
     divergence /= _EPSILON_GUIDE
     target, _ = run._stabilised_truth(clean, model.sigma, modality, sigma_true)
-    arrays = (u, guide, target, divergence, _member_roles(guide, stabiliser, 0))
+    arrays = (u, guide, target, divergence, _member_roles(guide, stabiliser, model, 0))
     return (torch.from_numpy(np.asarray(a, np.float32))[None, None] for a in arrays)
 
 

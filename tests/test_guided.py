@@ -318,7 +318,8 @@ def test_a_member_memorises_noise_only_where_it_trains_and_the_held_out_half_sho
 def test_the_members_sure_leaves_mr_air_out_of_both_halves():
     """MR air (the guide below 2 noise sigmas) is in neither half of the members' SURE:
     there the stabilised noise is not Gaussian and a network learns to exploit the bias.
-    Head voxels keep their random halves; CT, and a volume nearly all dark, keep every voxel."""
+    Head voxels keep their random halves; CT, correlated noise and a volume nearly all
+    dark keep every voxel."""
     from dipmed.restoration import member
     from dipmed.restoration.guided import _member_roles, _Stabiliser
     from dipmed.restoration.noise_model import NoiseModel
@@ -328,14 +329,16 @@ def test_the_members_sure_leaves_mr_air_out_of_both_halves():
     model = NoiseModel(sigma, None, "given")
     mr = _Stabiliser(model, "MR")
     guide = mr.forward(clean)  # a perfect guide, stabilised
-    roles = _member_roles(guide, mr, 0)
+    roles = _member_roles(guide, mr, model, 0)
     air, head = clean == 0, clean > 4 * sigma
     assert np.all(roles[air] == member.IGNORED)
     assert not np.any(roles[head] == member.IGNORED)
     assert 0.4 < np.mean(roles[head] == member.HELD_OUT) < 0.6
     assert abs(mr.inverse(np.float32([mr.level(2 * sigma)]))[0] - 2 * sigma) < 0.01 * sigma
     ct = _Stabiliser(model, "CT")
-    assert not np.any(_member_roles(ct.forward(clean), ct, 0) == member.IGNORED)
+    assert not np.any(_member_roles(ct.forward(clean), ct, model, 0) == member.IGNORED)
+    correlated = NoiseModel(sigma, np.full((3, 3, 3), 1 / 27), "given")
+    assert not np.any(_member_roles(guide, mr, correlated, 0) == member.IGNORED)
     nearly_all_air = mr.forward(np.where(clean > 0.9 * clean.max(), clean, 0))
     assert np.mean(mr.inverse(nearly_all_air) < 2 * sigma) > 0.95
-    assert not np.any(_member_roles(nearly_all_air, mr, 0) == member.IGNORED)
+    assert not np.any(_member_roles(nearly_all_air, mr, model, 0) == member.IGNORED)

@@ -175,7 +175,7 @@ def guided_denoise(
     del saved
     members, change_sum, divergence_sum, losses = [], None, None, []
     count = settings.members if settings.fits_members else 0
-    roles = _member_roles(guide, stabiliser, seed) if count else None
+    roles = _member_roles(guide, stabiliser, model, seed) if count else None
     fit_at = time.perf_counter()  # the steps' ETA counts from here, not from the guide
     for m in range(count):
         done = checkpoint.get(f"member{m}") if checkpoint else None
@@ -313,18 +313,22 @@ class _Clock:
         self._at = now
 
 
-def _member_roles(guide: np.ndarray, stabiliser: _Stabiliser, seed: int) -> np.ndarray:
+def _member_roles(
+    guide: np.ndarray, stabiliser: _Stabiliser, model: NoiseModel, seed: int
+) -> np.ndarray:
     """Each voxel's role in the members' SURE: a random half held out (no member trains
-    on it; the members' risk is read there) and, for MR, the dark voxels in neither.
+    on it; the members' risk is read there) and, for MR with white noise, the dark voxels
+    in neither.
 
     Dark: the guide below `_DARK_SIGMAS` noise sigmas (image units). There the stabilised
     noise is far from Gaussian (the VST of near-Rayleigh data is bounded below and
     skewed), SURE is biased, and a network trained on it learns to exploit the bias on
-    every voxel (both halves' SURE fell to -1.5 on `make run`'s MR phantom:
-    benchmarks/README.md). Kept in when fewer than `_MIN_BRIGHT` of the voxels are not dark.
+    every voxel (both halves' SURE fell to -1.5 on `make run`'s MR phantom). Kept in when
+    fewer than `_MIN_BRIGHT` of the voxels are not dark, and for correlated noise, where
+    leaving the air out made the members memorise faster (benchmarks/README.md).
     """
     roles = held_out_half(guide.shape, seed)
-    if stabiliser.rician:
+    if stabiliser.rician and model.white:
         dark = guide < stabiliser.level(_DARK_SIGMAS * stabiliser.sigma)
         if dark.mean() <= 1.0 - _MIN_BRIGHT:
             roles[dark] = IGNORED
