@@ -73,6 +73,23 @@ def test_the_noise_level_is_read_from_the_air_white_or_correlated(brain):
     assert rho[LAG + 1, LAG + 1, LAG] == pytest.approx(0.25, abs=0.08)  # separable
 
 
+def test_a_faint_ct_noise_correlation_reads_white_and_a_real_one_does_not():
+    """CT air with 70k border voxels resolves a lag-1 correlation of 0.05 (significant),
+    which changes nothing a filter does: it reads white; 0.5 reads correlated."""
+    clean = np.full((64, 64, 64), -1000.0, np.float32)
+    clean[16:-16, 16:-16, 16:-16] = 40.0
+    rng = np.random.default_rng(4)
+    for weight, white in ((0.025, True), (0.3, False)):
+        axis = np.array([weight, 1.0, weight])
+        kernel = np.einsum("i,j,k->ijk", axis, axis, axis)
+        noise = convolve(rng.normal(0, 1, clean.shape), kernel, mode="wrap")
+        model = estimate_noise_model(clean + 20.0 * noise / np.sqrt(np.sum(kernel**2)), "CT")
+        assert model.source == "air" and model.white == white
+        assert model.sigma == pytest.approx(20.0, rel=0.05)
+    rho = model.correlation[LAG + 1, LAG, LAG]
+    assert rho == pytest.approx(2 * 0.3 / (1 + 2 * 0.3**2), abs=0.05)
+
+
 def test_without_air_the_wavelet_estimate_is_used(brain):
     inner = brain[6:-6, 6:-6, 6:-6] + 100.0
     noisy = inner + np.random.default_rng(2).normal(0, 10.0, inner.shape).astype(np.float32)

@@ -27,6 +27,9 @@ LAG = 2  # correlation estimated for lags up to this (voxels) along each axis
 MIN_AIR_VOXELS = 2000
 _DARK = 0.3  # MR air: 99th percentile below this fraction of the volume's 99.5th
 _RAYLEIGH_RATIO = np.sqrt(np.pi) / 2  # mean / rms of a Rayleigh variable
+_MIN_RHO = 0.1  # an axis whose lag-1 correlation is below this is taken as white: the
+# whole head CT's own noise under 20 HU added read 0.02-0.03 on two axes (significant
+# over its many air voxels, immaterial to the filter; the correlated path costs more)
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,12 @@ def _air_correlation(slabs, modality: str) -> np.ndarray | None:
     filtering and zero filling act axis by axis), each read at lags 1..LAG.
 
     An axis is correlated when its lag-1 value stands 3 standard errors of white noise's
-    estimate (1 / sqrt(pairs)) above 0; its further lags are then kept as read (MR: the
-    square root of |rho|^2, read from the squared magnitude, clipped at 0), since zeroing
-    a filter's small tail under-reads the low-frequency noise (the benchmark's correlated
-    crop: the guide's true squared error 0.342 with the former 3D estimate floored at 0.2,
-    0.323 with its lag 2 zeroed, 0.279 kept; benchmarks/README.md)."""
+    estimate (1 / sqrt(pairs)) above 0 and reaches `_MIN_RHO`; its further lags are then
+    kept as read (MR: the square root of |rho|^2, read from the squared magnitude,
+    clipped at 0), since zeroing a filter's small tail under-reads the low-frequency
+    noise (the benchmark's correlated crop: the guide's true squared error 0.342 with the
+    former 3D estimate floored at 0.2, 0.323 with its lag 2 zeroed, 0.279 kept;
+    benchmarks/README.md)."""
     norm = _normaliser(slabs, modality)
     axes = []
     for axis in range(3):
@@ -117,11 +121,11 @@ def _air_correlation(slabs, modality: str) -> np.ndarray | None:
                 lag[axis] = d
                 a, b = _overlap(_centred(slab, modality), lag)
                 total, pairs = total + float(np.sum(a * b)), pairs + a.size
-            r = min(total / max(pairs, 1) / norm, 1.0)
-            if d == 1 and not r > 3.0 / np.sqrt(max(pairs, 1)):
+            r = max(min(total / max(pairs, 1) / norm, 1.0), 0.0)
+            rho = np.sqrt(r) if modality != "CT" else r
+            if d == 1 and not (r > 3.0 / np.sqrt(max(pairs, 1)) and rho >= _MIN_RHO):
                 break  # white along this axis
-            r = max(r, 0.0)
-            line[LAG - d] = line[LAG + d] = np.sqrt(r) if modality != "CT" else r
+            line[LAG - d] = line[LAG + d] = rho
         axes.append(line)
     rho = np.einsum("i,j,k->ijk", *axes)
     return None if np.count_nonzero(rho) == 1 else rho
