@@ -14,7 +14,8 @@ guide, as `guided` does), so it estimates the same number as the true squared er
 beside it (against the exact stabilised truth, run._stabilised_truth). Logged per step:
 the trained and held-out halves' SURE and true error of the iterate, and of the 0.99
 average (what the member returns; its divergence: the average of the steps'). Prints
-one JSON row per logged step.
+one JSON row per logged step. The SURE here is white noise's (probe b, not S b): the
+correlated case (4) is not served by this harness.
 """
 
 from __future__ import annotations
