@@ -164,8 +164,8 @@ def _fit_whole(U, G, H, net, correction, model, settings, seed, device, progress
     averages, losses, first = saver.resume(net, optimizer, generator, averages, losses)
     for iteration in range(first, settings.iterations + 1):
         b = torch.randn(U.shape, generator=generator).to(device)
-        x = G + correction(U).masked_fill(ignored, 0.0)
-        x_eps = G + correction(U + settings.epsilon * b).masked_fill(ignored, 0.0)
+        x = _member(G, U, correction, ignored)
+        x_eps = _member(G, U + settings.epsilon * b, correction, ignored)
         sure, held, divergence = _sure(U, x, x_eps, b, H, model, settings.epsilon)
         optimizer.zero_grad(set_to_none=True)
         sure.backward()
@@ -191,8 +191,8 @@ def _fit_patches(U, G, H, net, correction, model, settings, seed, device, progre
         u, g, h = U[where].to(device), G[where].to(device), H[where].to(device)
         b = torch.randn(u.shape, generator=generator).to(device)
         ignored = h == IGNORED
-        x = g + correction(u).masked_fill(ignored, 0.0)
-        x_eps = g + correction(u + settings.epsilon * b).masked_fill(ignored, 0.0)
+        x = _member(g, u, correction, ignored)
+        x_eps = _member(g, u + settings.epsilon * b, correction, ignored)
         sure, held, _ = _sure(u, x, x_eps, b, h, model, settings.epsilon)
         optimizer.zero_grad(set_to_none=True)
         sure.backward()
@@ -207,6 +207,11 @@ def _fit_patches(U, G, H, net, correction, model, settings, seed, device, progre
         for mean, p in zip(averaged, net.parameters(), strict=True):
             p.copy_(mean)
     return None, losses
+
+
+def _member(g, u, correction, ignored):
+    """x = g + f(u), with f masked to 0 on the `ignored` voxels (the member is g there)."""
+    return g + correction(u).masked_fill(ignored, 0.0)
 
 
 def _patch_with_trained_voxels(roles, size, generator) -> tuple:
