@@ -20,7 +20,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, zoom
 
 from dipmed.metrics import psnr
-from dipmed.restoration.vst import RicianVST
+from dipmed.restoration.noise.vst import RicianVST
 
 HERE = Path(__file__).resolve().parent
 VENVS = HERE / ".venvs"

@@ -37,17 +37,17 @@ sys.path.insert(0, str(HERE.parent))
 import rerun_case  # noqa: E402
 import run  # noqa: E402
 
-from dipmed.restoration import collaborative  # noqa: E402
-from dipmed.restoration.guided import (  # noqa: E402
+from dipmed.restoration.guided import collaborative  # noqa: E402
+from dipmed.restoration.guided.member import HELD_OUT, IGNORED, TRAINED  # noqa: E402
+from dipmed.restoration.guided.pipeline import (  # noqa: E402
     _EPSILON_GUIDE,
     _coefficient_variances,
     _member_roles,
     _probe,
     _Stabiliser,
 )
-from dipmed.restoration.member import HELD_OUT, IGNORED, TRAINED  # noqa: E402
 from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size  # noqa: E402
-from dipmed.restoration.noise_model import estimate_noise_model  # noqa: E402
+from dipmed.restoration.noise.model import estimate_noise_model  # noqa: E402
 
 
 def crop(index: int):

@@ -7,7 +7,7 @@ part's peak does not hide another's:
   default network, after the base;
 - volume N: guided denoising of an N-voxel volume with members of a 32^3 patch and 2
   steps, so that the whole-volume arrays and the collaborative filter dominate.
-The fitted constants are what `dipmed/restoration/memory.py` uses; the table goes to
+The fitted constants are what `dipmed/restoration/runtime/memory.py` uses; the table goes to
 benchmarks/README.md by hand. `python benchmarks/memory.py volumes` measures the volumes
 again and keeps the steps (they depend on the network only).
 """
@@ -23,9 +23,9 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np, torch
 torch.set_num_threads(2)
-import dipmed.restoration.guided as guided
+import dipmed.restoration.guided.pipeline as guided
 from dipmed.restoration.networks import NetworkConfig
-from dipmed.restoration.noise_model import NoiseModel
+from dipmed.restoration.noise.model import NoiseModel
 kind, size = sys.argv[1], int(sys.argv[2])
 start = time.time()
 if kind == "step":
@@ -54,7 +54,7 @@ def measure(kind: str, size: int) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", CHILD, kind, str(size)], capture_output=True, text=True, check=True
     )
-    from dipmed.restoration.memory import MODEL
+    from dipmed.restoration.runtime.memory import MODEL
 
     row = json.loads(done.stdout.strip().splitlines()[-1])
     return {**row, "model": MODEL} if kind == "volume" else row

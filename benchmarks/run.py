@@ -37,10 +37,10 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from dipmed.config import load_config  # noqa: E402
 from dipmed.metrics import psnr, ssim  # noqa: E402
-from dipmed.restoration.noise import add_noise  # noqa: E402
+from dipmed.restoration.noise.estimate import add_noise  # noqa: E402
+from dipmed.restoration.noise.vst import RicianVST  # noqa: E402
 from dipmed.restoration.operators import Downsample, apply  # noqa: E402
 from dipmed.restoration.restore import Task, restore  # noqa: E402
-from dipmed.restoration.vst import RicianVST  # noqa: E402
 from dipmed.volume import Meta, Volume  # noqa: E402
 
 SIZES = {  # crop shape (multiples of 16: the generator's grid), iteration cap

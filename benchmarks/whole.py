@@ -42,7 +42,7 @@ CASES = ("mni-denoise", "mni-sr", "ct", "ct-big", "ct-crop")
 
 def make_case(name: str, rng: np.random.Generator):
     """(clean, degraded, modality, factors, sigma_true, mask, data_range)."""
-    from dipmed.restoration.noise import add_noise
+    from dipmed.restoration.noise.estimate import add_noise
     from dipmed.restoration.operators import Downsample, apply
 
     if name.startswith("mni"):
@@ -78,8 +78,8 @@ def child(args) -> None:
     from dipmed.config import load_config
     from dipmed.metrics import psnr
     from dipmed.progress import ProgressPrinter
-    from dipmed.restoration.events import Stage
     from dipmed.restoration.restore import Task, memory_plan, restore
+    from dipmed.restoration.runtime.events import Stage
     from dipmed.volume import Meta, Volume
 
     started = float(args.started)
@@ -196,7 +196,7 @@ def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, dat
     out["peak_rss_gb"] = usage.ru_maxrss / 2**20  # KiB on Linux
     out["stage_peaks_gb"] = {k: round(v, 3) for k, v in peaks.items() if v > 0}
     if out.get("plan"):  # the memory plan's prediction against the measured peak
-        from dipmed.restoration.memory import MODEL
+        from dipmed.restoration.runtime.memory import MODEL
 
         out["plan"]["error"] = out["plan"]["predicted_gb"] / out["peak_rss_gb"] - 1
         out["plan"]["model"] = MODEL  # the memory model (and code) it was measured against
@@ -272,8 +272,8 @@ def run_peers(case, clean, degraded, modality, factors, sigma, mask, data_range,
         return rows
     import bm4d
 
-    from dipmed.restoration.noise import estimate_noise
-    from dipmed.restoration.vst import RicianVST
+    from dipmed.restoration.noise.estimate import estimate_noise
+    from dipmed.restoration.noise.vst import RicianVST
 
     own = float(estimate_noise(degraded, modality))
     for given, s in (("true", sigma), ("own estimate", own)):

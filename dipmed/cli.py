@@ -23,7 +23,7 @@ from dipmed.derivatives import write_dataset_description
 from dipmed.errors import InputError
 from dipmed.io import find_series, list_volumes, read_volume, write_volume
 from dipmed.report.summary import summarize
-from dipmed.restoration.checkpoint import Interrupted
+from dipmed.restoration.runtime.checkpoint import Interrupted
 from dipmed.volume import Volume
 
 

@@ -20,12 +20,12 @@ from dipmed.io import read_volume, write_volume
 from dipmed.io.paths import check_output
 from dipmed.progress import ProgressPrinter
 from dipmed.report import Run, write_report
-from dipmed.restoration.checkpoint import Checkpoint, Interrupted, fingerprint
-from dipmed.restoration.events import Stage
-from dipmed.restoration.guided import QUALITY
-from dipmed.restoration.noise import add_noise
+from dipmed.restoration.guided.pipeline import QUALITY
+from dipmed.restoration.noise.estimate import add_noise
 from dipmed.restoration.operators import Downsample, apply
 from dipmed.restoration.restore import Task, memory_plan, restore
+from dipmed.restoration.runtime.checkpoint import Checkpoint, Interrupted, fingerprint
+from dipmed.restoration.runtime.events import Stage
 from dipmed.volume import Volume, coarsen_affine, refine_affine
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import yaml
 
 from dipmed.errors import InputError
-from dipmed.restoration.fit import FitSettings
-from dipmed.restoration.guided import QUALITY, GuidedSettings
-from dipmed.restoration.internal_sr import InternalSettings
+from dipmed.restoration.dip.fit import FitSettings
+from dipmed.restoration.guided.pipeline import QUALITY, GuidedSettings
 from dipmed.restoration.networks import NetworkConfig
+from dipmed.restoration.sr.internal import InternalSettings
 
 
 @dataclass(frozen=True)

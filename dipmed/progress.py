@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TextIO
 
-from dipmed.restoration.events import Progress, Stage
+from dipmed.restoration.runtime.events import Progress, Stage
 
 INTERVAL_S = 10.0  # longest pause between two plain lines while work goes on
 

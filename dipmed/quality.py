@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
-from dipmed.restoration.noise import estimate_sigma
+from dipmed.restoration.noise.estimate import estimate_sigma
 
 MIN_REGION_VOXELS = 8  # fewer voxels than this in a region: its statistics are None
 

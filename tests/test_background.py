@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dipmed.restoration.background import no_signal
-from dipmed.restoration.noise import add_noise
+from dipmed.restoration.noise.background import no_signal
+from dipmed.restoration.noise.estimate import add_noise
 
 
 def test_air_is_set_to_zero_and_tissue_is_not():

@@ -15,7 +15,7 @@ from scipy.ndimage import gaussian_filter
 
 from conftest import digest, run_cli
 from dipmed.phantom import mr_phantom
-from dipmed.restoration.checkpoint import SUFFIX, Checkpoint
+from dipmed.restoration.runtime.checkpoint import SUFFIX, Checkpoint
 
 SETTINGS = "checkpoint_s: 0\nguided: {members: 2, iterations: 20}\n"
 
@@ -147,7 +147,7 @@ def test_saving_arrays_does_not_copy_them(tmp_path):
 
     code = f"""
 import resource, numpy as np
-from dipmed.restoration.checkpoint import Checkpoint
+from dipmed.restoration.runtime.checkpoint import Checkpoint
 n = 25_000_000  # 100 MB per float32 array
 arrays = (np.ones(n, np.float32), np.ones(n, np.float16), np.arange(n, dtype=np.float32))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from dipmed.restoration.fit import STEP_VOXELS, FitSettings, _batches, fit
-from dipmed.restoration.losses import make_loss
+from dipmed.restoration.dip.fit import STEP_VOXELS, FitSettings, _batches, fit
+from dipmed.restoration.dip.losses import make_loss
+from dipmed.restoration.dip.prior import DeepPrior
+from dipmed.restoration.dip.stopping import Decision, NoStop
 from dipmed.restoration.networks import NetworkConfig
 from dipmed.restoration.operators import Identity
-from dipmed.restoration.prior import DeepPrior
-from dipmed.restoration.stopping import Decision, NoStop
 
 NET = NetworkConfig(features=(4, 4, 8, 8, 16, 4), input_channels=2)
 

@@ -16,10 +16,10 @@ from scipy.stats import spearmanr
 from conftest import run_cli
 from dipmed.config import load_config
 from dipmed.phantom import ct_phantom, mr_phantom
-from dipmed.restoration import collaborative
-from dipmed.restoration.noise_model import LAG, cube_covariance, estimate_noise_model
+from dipmed.restoration.guided import collaborative
+from dipmed.restoration.noise.model import LAG, cube_covariance, estimate_noise_model
+from dipmed.restoration.noise.vst import RicianVST, stabilised_variance_profile
 from dipmed.restoration.restore import Task, restore
-from dipmed.restoration.vst import RicianVST, stabilised_variance_profile
 from dipmed.volume import Meta, Volume
 
 QUICK = {"guided.members": 2, "guided.iterations": 5}
@@ -285,8 +285,8 @@ def test_uncertainty_for_super_resolution_is_refused_before_anything_is_written(
 
 def test_the_significant_residual_brings_back_small_lesions_and_leaves_noise_alone():
     """Grouping averages away a lesion with no similar block; its residual stands out."""
-    from dipmed.restoration.guided import significant_residual
-    from dipmed.restoration.noise_model import NoiseModel
+    from dipmed.restoration.guided.pipeline import significant_residual
+    from dipmed.restoration.noise.model import NoiseModel
 
     grid = np.indices((32, 32, 24)).astype(np.float32)
     tissue = 10.0 + 0.1 * grid[0] + 4.0 * (grid[1] > 20)  # stabilised units, one edge
@@ -313,10 +313,10 @@ def test_a_member_memorises_noise_only_where_it_trains_and_the_held_out_half_sho
     """The member's loss (SURE on the trained half) keeps falling as the weights store the
     noise; on the held-out half, which no step trains on, the same SURE rises with the
     damage: that half is what the members' risk is read on."""
-    from dipmed.restoration import member
-    from dipmed.restoration.guided import GuidedSettings
+    from dipmed.restoration.guided import member
+    from dipmed.restoration.guided.pipeline import GuidedSettings
     from dipmed.restoration.networks import NetworkConfig
-    from dipmed.restoration.noise_model import NoiseModel
+    from dipmed.restoration.noise.model import NoiseModel
 
     clean = gaussian_filter(mr_phantom((24, 24, 16)), 0.8).astype(np.float32)
     clean *= 12.0 / clean.max()  # stabilised units: unit noise
@@ -341,9 +341,9 @@ def test_the_members_sure_leaves_mr_air_out_of_both_halves():
     there the stabilised noise is not Gaussian and a network learns to exploit the bias.
     Head voxels keep their random halves; CT, correlated noise and a volume nearly all
     dark keep every voxel."""
-    from dipmed.restoration import member
-    from dipmed.restoration.guided import _member_roles, _Stabiliser
-    from dipmed.restoration.noise_model import NoiseModel
+    from dipmed.restoration.guided import member
+    from dipmed.restoration.guided.pipeline import _member_roles, _Stabiliser
+    from dipmed.restoration.noise.model import NoiseModel
 
     clean = gaussian_filter(mr_phantom((32, 32, 20)), 0.8).astype(np.float32)
     sigma = 0.05 * clean.max()

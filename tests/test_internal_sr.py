@@ -12,10 +12,10 @@ from conftest import run_cli
 from dipmed.config import load_config
 from dipmed.errors import InputError
 from dipmed.phantom import mr_phantom
-from dipmed.restoration.anchor import project_onto
-from dipmed.restoration.internal_sr import applies, upsample_cubic
+from dipmed.restoration.dip.anchor import project_onto
 from dipmed.restoration.operators import Downsample, apply
 from dipmed.restoration.restore import Task, _use_internal, restore
+from dipmed.restoration.sr.internal import applies, upsample_cubic
 from dipmed.volume import Volume, world_centre
 
 FAST = {"internal.steps": 200, "internal.batch": 4, "network.features": [8, 8, 16, 16, 32, 8]}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dipmed.restoration import memory
+from dipmed.restoration.runtime import memory
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TOLERANCE = 0.25  # the bound

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from dipmed.phantom import head_phantom
-from dipmed.restoration.losses import make_loss
-from dipmed.restoration.noise import add_noise, estimate_sigma
+from dipmed.restoration.dip.losses import make_loss
+from dipmed.restoration.noise.estimate import add_noise, estimate_sigma
 
 
 @pytest.mark.parametrize("sigma", [0.02, 0.05, 0.1])

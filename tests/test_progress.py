@@ -11,7 +11,7 @@ import numpy as np
 from conftest import run_cli
 from dipmed import progress
 from dipmed.progress import ProgressPrinter
-from dipmed.restoration.events import Progress, Stage
+from dipmed.restoration.runtime.events import Progress, Stage
 
 
 def test_the_cli_names_each_stage_in_order(tmp_path, capsys):

@@ -9,8 +9,8 @@ from scipy.ndimage import gaussian_filter
 
 from dipmed.config import load_config
 from dipmed.phantom import head_phantom
-from dipmed.restoration.anchor import upsample_linear
-from dipmed.restoration.noise import add_noise
+from dipmed.restoration.dip.anchor import upsample_linear
+from dipmed.restoration.noise.estimate import add_noise
 from dipmed.restoration.operators import Downsample
 from dipmed.restoration.restore import Task, restore
 from dipmed.volume import Volume, world_centre
@@ -92,7 +92,7 @@ def test_noisy_thick_slices_are_denoised_then_fitted_not_returned_as_the_interpo
 def test_the_sr_anchor_is_back_projected_to_just_above_the_noise_level():
     """Hard edges across thick slices: trilinear misses the data by far more than the
     noise; back-projection brings the misfit to 1.5 sigma^2 and the anchor nearer the truth."""
-    from dipmed.restoration.anchor import sr_anchor
+    from dipmed.restoration.dip.anchor import sr_anchor
     from dipmed.restoration.operators import apply
 
     clean = head_phantom((24, 20, 32))
@@ -151,7 +151,7 @@ def test_one_iteration_with_an_anchor_returns_the_anchor(noisy_phantom):
 
 
 def test_the_automatic_anchor_is_gentle_on_weak_noise_and_strong_on_heavy_noise():
-    from dipmed.restoration.anchor import smoothing_for
+    from dipmed.restoration.dip.anchor import smoothing_for
 
     clean = head_phantom((32, 30, 28))
     rng = np.random.default_rng(5)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dipmed.restoration.stopping import DiscrepancyStop, NoStop, VarianceStop
+from dipmed.restoration.dip.stopping import DiscrepancyStop, NoStop, VarianceStop
 
 
 def _run(stopper, misfits, outputs=None, cap=2000):

@@ -11,12 +11,12 @@ from scipy.ndimage import gaussian_filter
 from conftest import run_cli
 from dipmed.config import load_config
 from dipmed.phantom import mr_phantom
-from dipmed.restoration import memory
-from dipmed.restoration.guided import GuidedSettings
+from dipmed.restoration.guided.pipeline import GuidedSettings
+from dipmed.restoration.guided.tiles import random_patch, render, render_side, tile_count
 from dipmed.restoration.networks import NetworkConfig
-from dipmed.restoration.noise_model import NoiseModel
+from dipmed.restoration.noise.model import NoiseModel
 from dipmed.restoration.restore import Task, restore
-from dipmed.restoration.tiles import random_patch, render, render_side, tile_count
+from dipmed.restoration.runtime import memory
 from dipmed.volume import Meta, Volume
 
 
@@ -46,7 +46,7 @@ def test_the_tiled_render_matches_the_whole_render(monkeypatch):
     estimate's own error (about 0.3 rms): under 0.05 dB. Instance norm sees each tile's
     own statistics, so the two renders differ by more than rounding; measured 0.12 / 0.023
     here, the correction itself having a spread of 0.05."""
-    from dipmed.restoration import member
+    from dipmed.restoration.guided import member
 
     clean = gaussian_filter(mr_phantom((64, 56, 48)), 1.0).astype(np.float32)
     clean *= 20.0 / clean.max()  # stabilised units: unit noise

@@ -12,7 +12,7 @@ from dipmed import metrics, quality
 from dipmed.config import RestoreConfig
 from dipmed.io import output_format
 from dipmed.report.provenance import peak_host_memory_bytes, provenance
-from dipmed.restoration.noise import estimate_noise
+from dipmed.restoration.noise.estimate import estimate_noise
 from dipmed.restoration.restore import Restoration, Task
 from dipmed.volume import Volume
 

@@ -12,18 +12,19 @@ import torch
 
 from dipmed.config import RestoreConfig
 from dipmed.errors import InputError
-from dipmed.restoration import internal_sr, memory
-from dipmed.restoration.anchor import make_anchor, project_onto
-from dipmed.restoration.checkpoint import Checkpoint
-from dipmed.restoration.events import Report, Stage
-from dipmed.restoration.fit import FitResult, fit
-from dipmed.restoration.guided import guided_denoise
-from dipmed.restoration.losses import make_loss
-from dipmed.restoration.noise import estimate_noise
-from dipmed.restoration.noise_model import NoiseModel, estimate_noise_model
+from dipmed.restoration.dip.anchor import make_anchor, project_onto
+from dipmed.restoration.dip.fit import FitResult, fit
+from dipmed.restoration.dip.losses import make_loss
+from dipmed.restoration.dip.prior import DeepPrior
+from dipmed.restoration.dip.stopping import DiscrepancyStop, NoStop, VarianceStop
+from dipmed.restoration.guided.pipeline import guided_denoise
+from dipmed.restoration.noise.estimate import estimate_noise
+from dipmed.restoration.noise.model import NoiseModel, estimate_noise_model
 from dipmed.restoration.operators import Downsample, Identity, Mask, apply
-from dipmed.restoration.prior import DeepPrior
-from dipmed.restoration.stopping import DiscrepancyStop, NoStop, VarianceStop
+from dipmed.restoration.runtime import memory
+from dipmed.restoration.runtime.checkpoint import Checkpoint
+from dipmed.restoration.runtime.events import Report, Stage
+from dipmed.restoration.sr import internal as internal_sr
 from dipmed.volume import Volume, refine_affine
 
 _NOISE_FLOOR = 1e-4  # of the intensity range: the smallest noise std guided denoising assumes

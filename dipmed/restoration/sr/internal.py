@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import zoom
 
-from dipmed.restoration.checkpoint import Checkpoint, host_copy
-from dipmed.restoration.events import Progress, Report, Stage
 from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size
 from dipmed.restoration.operators import Downsample, apply
+from dipmed.restoration.runtime.checkpoint import Checkpoint, host_copy
+from dipmed.restoration.runtime.events import Progress, Report, Stage
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dipmed.restoration.checkpoint import Checkpoint, host_copy
-from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size
-from dipmed.restoration.noise_model import NoiseModel
-from dipmed.restoration.tiles import (
+from dipmed.restoration.guided.tiles import (
     covers,
     patch_shape,
     random_patch,
@@ -37,6 +34,9 @@ from dipmed.restoration.tiles import (
     render_side,
     tile_count,
 )
+from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size
+from dipmed.restoration.noise.model import NoiseModel
+from dipmed.restoration.runtime.checkpoint import Checkpoint, host_copy
 
 _OUTPUT_SCALE = 1e-3  # the generator's last layer starts near zero: the first x is g
 _PATCH_DRAWS = 32  # draws for a patch holding trained voxels before one without is taken

@@ -45,14 +45,14 @@ import numpy as np
 import torch
 from scipy.ndimage import binary_dilation, gaussian_filter
 
-from dipmed.restoration import collaborative
-from dipmed.restoration.background import no_signal
-from dipmed.restoration.checkpoint import Checkpoint
-from dipmed.restoration.events import Progress, Report, Stage, stage_parts
-from dipmed.restoration.member import HELD_OUT, IGNORED, correlate, fit_member, held_out_half
+from dipmed.restoration.guided import collaborative
+from dipmed.restoration.guided.member import HELD_OUT, IGNORED, correlate, fit_member, held_out_half
 from dipmed.restoration.networks import NetworkConfig
-from dipmed.restoration.noise_model import NoiseModel, cube_covariance
-from dipmed.restoration.vst import RicianVST
+from dipmed.restoration.noise.background import no_signal
+from dipmed.restoration.noise.model import NoiseModel, cube_covariance
+from dipmed.restoration.noise.vst import RicianVST
+from dipmed.restoration.runtime.checkpoint import Checkpoint
+from dipmed.restoration.runtime.events import Progress, Report, Stage, stage_parts
 
 _FLIPS = ((), (0,), (1,), (2,), (0, 1), (1, 2), (0, 2), (0, 1, 2))
 _EPSILON_GUIDE = 0.2  # finite-difference step (noise stds) for the guide's divergence

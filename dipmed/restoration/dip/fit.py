@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dipmed.restoration.checkpoint import Checkpoint, host_copy
-from dipmed.restoration.events import Progress
-from dipmed.restoration.losses import Loss
-from dipmed.restoration.prior import DeepPrior
+from dipmed.restoration.dip.losses import Loss
+from dipmed.restoration.dip.prior import DeepPrior
+from dipmed.restoration.runtime.checkpoint import Checkpoint, host_copy
+from dipmed.restoration.runtime.events import Progress
 
 STEP_VOXELS = 2**20  # 2D mode, batch_slices 0: about this many output voxels per step
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dipmed.restoration.noise import estimate_noise
+from dipmed.restoration.noise.estimate import estimate_noise
 
 SLAB = 3  # thickness (voxels) of the border slabs examined for air
 LAG = 2  # correlation estimated for lags up to this (voxels) along each axis
