@@ -38,13 +38,13 @@ import rerun_case  # noqa: E402
 import run  # noqa: E402
 
 from dipmed.restoration.guided import collaborative  # noqa: E402
+from dipmed.restoration.guided.ensemble import member_roles  # noqa: E402
 from dipmed.restoration.guided.member import HELD_OUT, IGNORED, TRAINED  # noqa: E402
-from dipmed.restoration.guided.pipeline import (  # noqa: E402
-    _EPSILON_GUIDE,
-    _coefficient_variances,
-    _member_roles,
-    _probe,
-    _Stabiliser,
+from dipmed.restoration.guided.risk import EPSILON as _EPSILON_GUIDE  # noqa: E402
+from dipmed.restoration.guided.risk import probe as _probe  # noqa: E402
+from dipmed.restoration.guided.stabiliser import Stabiliser as _Stabiliser  # noqa: E402
+from dipmed.restoration.guided.stabiliser import (  # noqa: E402
+    coefficient_variances as _coefficient_variances,
 )
 from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size  # noqa: E402
 from dipmed.restoration.noise.model import estimate_noise_model  # noqa: E402
@@ -65,7 +65,7 @@ def crop(index: int):
     divergence = b * (collaborative.denoise(u + _EPSILON_GUIDE * b, variances) - guide)
     divergence /= _EPSILON_GUIDE
     target, _ = run._stabilised_truth(clean, model.sigma, modality, sigma_true)
-    arrays = (u, guide, target, divergence, _member_roles(guide, stabiliser, model, 0))
+    arrays = (u, guide, target, divergence, member_roles(guide, stabiliser, model, 0))
     return (torch.from_numpy(np.asarray(a, np.float32))[None, None] for a in arrays)
 
 

@@ -24,6 +24,8 @@ import json, resource, sys, time
 import numpy as np, torch
 torch.set_num_threads(2)
 import dipmed.restoration.guided.pipeline as guided
+from dipmed.restoration.guided.settings import GuidedSettings
+from dipmed.restoration.runtime.context import RunContext
 from dipmed.restoration.networks import NetworkConfig
 from dipmed.restoration.noise.model import NoiseModel
 kind, size = sys.argv[1], int(sys.argv[2])
@@ -42,9 +44,10 @@ if kind == "step":
 elif kind == "volume":
     shape = (size, size, size)
     u = np.random.default_rng(0).normal(10, 1, shape).astype(np.float32)
-    settings = guided.GuidedSettings(iterations=2, patch=32)
+    settings = GuidedSettings(iterations=2, patch=32)
     guided.guided_denoise(u, NoiseModel(1.0, None, "given"), "CT", settings,
-                          network=NetworkConfig(), seed=0, device=torch.device("cpu"))
+                          network=NetworkConfig(), seed=0,
+                          context=RunContext(torch.device("cpu")))
 print(json.dumps({"kind": kind, "size": size, "seconds": time.time() - start,
                   "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
 """

@@ -68,18 +68,27 @@ def run_dipmed(degraded, task: Task, clean, data_range, cap, modality, device):
         config,
         monitor=lambda i, out: curve.append(psnr(out, clean, data_range)),
     )
-    fit = result.fit
+    if result.method != "dip":  # internal sr: no iterates to score
+        return {
+            "method": "dipmed (internal sr)",
+            "sigma": "own estimate",
+            "estimate": result.volume.array,
+            "seconds": result.seconds,
+            "iterations": result.run.steps,
+            "sigma_estimated": result.sigma,
+        }
+    fit = result.run.fit
     return {
         "method": "dipmed",
         "sigma": "own estimate",
         "estimate": result.volume.array,
-        "seconds": fit.seconds,
+        "seconds": result.seconds,
         "iterations": fit.iterations,
         "stop_reason": fit.stop_reason,
         "chosen_iteration": fit.best_iteration,
         "best_iteration": int(np.argmax(curve)) + 1,
         "best_iterate_psnr": float(max(curve)),
-        "mode": result.mode,
+        "mode": result.run.mode,
         "sigma_estimated": result.sigma,
     }
 
@@ -95,30 +104,30 @@ def run_guided(
     result = restore(
         Volume(noisy, np.eye(4), Meta(modality=modality)), Task("denoise"), config, candidates=True
     )
-    d = result.details
-    candidates = {"input": noisy, **d["candidates"]}
+    g = result.run
+    candidates = {"input": noisy, **g.candidates}
     eligible = [k for k in ("input", "guide", "final") if k in candidates]  # not "prior"
     scores = {k: psnr(v, clean, data_range) for k, v in candidates.items()}
     target, forward = _stabilised_truth(clean, result.sigma, modality, sigma_true)
     true_risk = {k: float(np.mean((forward(v) - target) ** 2)) for k, v in candidates.items()}
     return {
         "method": "dipmed" if guide == "collaborative" else "dipmed + BM4D guide",
-        "quality": d["quality"],
-        "stage_seconds": d["stage_seconds"],
+        "quality": g.settings.quality,
+        "stage_seconds": g.stage_seconds,
         "sigma": "own estimate",
         "estimate": result.volume.array,
         "uncertainty": result.uncertainty,
-        "seconds": result.fit.seconds,
-        "iterations": result.fit.iterations,
-        "chosen": d["chosen"],
-        "noise_source": d["noise_source"],
-        "noise_correlated": d["noise_correlated"],
+        "seconds": result.seconds,
+        "iterations": sum(len(c) for c in g.member_curves),
+        "chosen": g.chosen,
+        "noise_source": g.noise_source,
+        "noise_correlated": g.noise_correlated,
         "sigma_estimated": result.sigma,
         "sigma_true": sigma_true,
         "candidate_psnr": scores,
         "best_candidate": max(eligible, key=scores.get),
         "best_candidate_psnr": max(scores[k] for k in eligible),
-        "sure": d["risks"],
+        "sure": g.risks,
         "true_risk": true_risk,
     }
 

@@ -29,7 +29,7 @@ import whole  # noqa: E402
 
 from dipmed import commands  # noqa: E402
 from dipmed.cli import build_parser  # noqa: E402
-from dipmed.restoration.guided.pipeline import GuidedResult  # noqa: E402
+from dipmed.restoration.guided.settings import GuidedResult  # noqa: E402
 
 
 def main() -> None:

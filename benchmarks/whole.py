@@ -114,7 +114,7 @@ def child(args) -> None:
         "stages": stages,
         "psnr": psnr(result.volume.array, clean, args.range),
         "psnr_mask": psnr(result.volume.array, clean, args.range, mask),
-        "chosen": (result.details or {}).get("chosen"),
+        "chosen": getattr(result.run, "chosen", None),
         "plan": None
         if plan is None
         else {"patch": plan.patch, "predicted_gb": plan.predicted_gb, "fitted": plan.fitted},
@@ -125,7 +125,7 @@ def child(args) -> None:
         if torch.cuda.is_available()
         else None,
     }
-    candidates = (result.details or {}).get("candidates") or {}
+    candidates = getattr(result.run, "candidates", {})
     out["candidates"] = {k: psnr(v, clean, args.range) for k, v in candidates.items()}
     guide_done = next((t for name, t in stages if name.startswith("guide's risk")), None)
     out["curve"] = [(0.0, psnr(degraded, clean, args.range))] if task.kind == "denoise" else []

@@ -19,6 +19,7 @@ from dipmed.commands import (
     run_degrade,
     run_restore,
 )
+from dipmed.config import choices
 from dipmed.derivatives import write_dataset_description
 from dipmed.errors import InputError
 from dipmed.io import find_series, list_volumes, read_volume, write_volume
@@ -85,7 +86,7 @@ def _add_restore_commands(commands) -> None:
     )
     sr.add_argument(
         "--sr-method",
-        choices=("auto", "internal", "dip"),
+        choices=choices("sr_method"),
         help="internal (a network learnt from the scan's own slices, then back-projected), "
         "dip (anchored deep image prior), or auto (default: internal where the output is too "
         "large for a whole 3D fit)",

@@ -14,13 +14,12 @@ import numpy as np
 import torch
 
 from dipmed import __version__
-from dipmed.config import load_config
+from dipmed.config import choices, load_config
 from dipmed.errors import InputError
 from dipmed.io import read_volume, write_volume
 from dipmed.io.paths import check_output
 from dipmed.progress import ProgressPrinter
 from dipmed.report import Run, write_report
-from dipmed.restoration.guided.pipeline import QUALITY
 from dipmed.restoration.noise.estimate import add_noise
 from dipmed.restoration.operators import Downsample, apply
 from dipmed.restoration.restore import Task, memory_plan, restore
@@ -38,20 +37,25 @@ def add_restore_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--method",
-        choices=("guided", "dip"),
+        choices=choices("method"),
         help="guided (default; denoise: non-local guide + SURE-trained prior; sr: the slices "
         "denoised first where the noise is read from air or given) or dip (anchored DIP only)",
     )
     parser.add_argument(
         "--quality",
-        choices=tuple(QUALITY),
+        choices=choices("guided.quality"),
         help="guided denoising: fast (the non-local guide alone, BM4D-class time), default "
         "(one deep-prior member piloting a final stage) or best (three members; slowest)",
     )
-    parser.add_argument("--mode", choices=("2d", "3d", "auto"), help="generator: 2D slices, 3D")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--mode", choices=choices("mode"), help="generator: 2D slices, 3D")
+    parser.add_argument("--device", choices=choices("device"))
     parser.add_argument("--seed", type=int, help="seed for weights, input and perturbations")
-    parser.add_argument("--max-iters", type=int, help="iteration cap")
+    parser.add_argument("--max-iters", type=int, help="the DIP fit's iteration cap (method dip)")
+    parser.add_argument(
+        "--member-steps",
+        type=int,
+        help="guided denoising: SURE steps per deep-prior member (default: the preset's)",
+    )
     parser.add_argument(
         "--memory-gb", type=float, help="memory budget of the plan (default: 80 %% of available)"
     )
@@ -125,7 +129,14 @@ def run_restore(args: argparse.Namespace) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
     printer(Stage("writing"))
-    fit = result.fit
+    _write_outputs(args, result, volume, task, config, reference, printer)
+    printer.close()
+    checkpoint.remove()  # the output is written: nothing left to resume
+    print(f"wrote {args.output}: {_what_ran(result, config)}")
+
+
+def _write_outputs(args, result, volume, task, config, reference, printer) -> None:
+    """The restored volume, its uncertainty map (when asked), its report (when asked)."""
     write_volume(
         result.volume,
         args.output,
@@ -159,13 +170,6 @@ def run_restore(args: argparse.Namespace) -> None:
         write_report(run, args.report)
         printer.close()
         print(f"wrote {args.report / 'report.html'}")
-    printer.close()
-    checkpoint.remove()  # the output is written: nothing left to resume
-    print(
-        f"wrote {args.output}: {fit.iterations} iterations in {fit.seconds:.1f}s on "
-        f"{result.device}, result from iteration {fit.best_iteration} "
-        f"(stop: {config.stop}, {fit.stop_reason})"
-    )
 
 
 def _prepare(args: argparse.Namespace):
@@ -178,7 +182,11 @@ def _prepare(args: argparse.Namespace):
         seed=args.seed,
         memory_gb=args.memory_gb,
         sr_method=getattr(args, "sr_method", None),
-        **{"fit.max_iters": args.max_iters, "guided.quality": args.quality},
+        **{
+            "fit.max_iters": args.max_iters,
+            "guided.quality": args.quality,
+            "guided.iterations": args.member_steps,
+        },
     )
     volume = read_input(args)
     check_output(args.input, args.output, overwrite=args.overwrite)
@@ -266,23 +274,40 @@ def _reference(args: argparse.Namespace, volume, task: Task):
 
 
 def _derivation(command: str, result) -> str:
+    """What made the output, for its header (NIfTI descrip, DICOM derivation)."""
+    run = result.run
     if result.method == "guided":
-        d = result.details
+        s = run.settings
         return (
             f"dipmed {__version__} {command}: Deep Image Prior, guided (quality "
-            f"{d['quality']}: {d['guide']} guide, {d['members']} SURE-trained BasicUNet "
-            f"member{'' if d['members'] == 1 else 's'}, returned: {d['chosen']}), noise sigma "
+            f"{s.quality}: {s.guide} guide, {run.members} SURE-trained BasicUNet "
+            f"member{'' if run.members == 1 else 's'}, returned: {run.chosen}), noise sigma "
             f"{result.sigma:.4g}; seconds: "
-            + ", ".join(f"{k} {v:.1f}" for k, v in d["stage_seconds"].items())
+            + ", ".join(f"{k} {v:.1f}" for k, v in run.stage_seconds.items())
         )
     if result.method == "internal":
         return (
             f"dipmed {__version__} {command}: internal learning from the scan's own slices "
-            f"(2D BasicUNet, {result.fit.iterations} steps), back-projected onto them"
+            f"(2D BasicUNet, {run.steps} steps), back-projected onto them"
         )
     return (
-        f"dipmed {__version__} {command}: Deep Image Prior ({result.mode.upper()} "
-        f"BasicUNet, {result.loss} loss), noise sigma {result.sigma:.4g}"
+        f"dipmed {__version__} {command}: Deep Image Prior ({run.mode.upper()} "
+        f"BasicUNet, {run.loss} loss), noise sigma {result.sigma:.4g}"
+    )
+
+
+def _what_ran(result, config) -> str:
+    """The console's last line: what the method did, in how long, where."""
+    run, where = result.run, f"in {result.seconds:.1f}s on {result.device}"
+    if result.method == "guided":
+        steps = sum(len(c) for c in run.member_curves)
+        return f"guided denoising, {steps} SURE steps {where}, returned the {run.chosen} estimate"
+    if result.method == "internal":
+        return f"internal sr, {run.steps} steps {where}, back-projected onto the slices"
+    fit = run.fit
+    return (
+        f"{fit.iterations} iterations {where}, result from iteration {fit.best_iteration} "
+        f"(stop: {config.stop}, {fit.stop_reason})"
     )
 
 

@@ -10,34 +10,45 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from dipmed.errors import InputError
 from dipmed.restoration.dip.fit import FitSettings
-from dipmed.restoration.guided.pipeline import QUALITY, GuidedSettings
+from dipmed.restoration.guided.settings import GuidedSettings
 from dipmed.restoration.networks import NetworkConfig
 from dipmed.restoration.sr.internal import InternalSettings
+
+Method = Literal["guided", "dip"]
+Mode = Literal["2d", "3d", "auto"]
+Device = Literal["auto", "cpu", "cuda"]
+LossName = Literal["mse", "l1", "rician"]
+Stop = Literal["discrepancy", "variance", "none"]
+SliceProfile = Literal["box", "gaussian"]
+SrMethod = Literal["auto", "internal", "dip"]
+Anchor = Literal["tv", "gaussian", "none"]
+SliceAxis = Literal[-1, 0, 1, 2]
 
 
 @dataclass(frozen=True)
 class RestoreConfig:
-    method: str = "guided"  # guided (denoise: guide + SURE prior; sr: denoised first) | dip
-    mode: str = "auto"  # 2d | 3d | auto (3D when the volume fits the device, else 2D)
-    slice_axis: int = -1  # 2D mode: array axis to slice along (-1: auto, never a downsampled one)
-    device: str = "auto"  # auto | cpu | cuda
+    method: Method = "guided"  # guided (denoise: guide + SURE prior; sr: denoised first) | dip
+    mode: Mode = "auto"  # 3D when the volume fits the device, else 2D
+    slice_axis: SliceAxis = -1  # 2D mode: array axis to slice along (-1: auto, never downsampled)
+    device: Device = "auto"
     seed: int = 0  # one seed for weights, network input and perturbations
-    loss: str = "mse"  # mse | l1 | rician (MR magnitude data; opt-in until benchmarked)
+    loss: LossName = "mse"  # rician: MR magnitude data (opt-in until benchmarked)
     noise_sigma: float = 0.0  # noise std in image units (HU for CT); 0: estimate it
     memory_gb: float = 0.0  # memory budget (GB) of the plan; 0: 80 % of what is available
     checkpoint_s: float = 300.0  # seconds between checkpoints during a fit (0: every step)
-    stop: str = "discrepancy"  # discrepancy | variance | none
+    stop: Stop = "discrepancy"  # the DIP fit's stop rule
     stop_tau: float = 0.85  # discrepancy: stop at misfit <= tau * sigma^2 (see stopping.py)
     stop_patience: int = 100  # variance: epochs without a new minimum before stopping
-    slice_profile: str = "box"  # super-resolution slice profile: box | gaussian
-    sr_method: str = "auto"  # super-resolution: internal (learnt from the scan's own slices) | dip
-    # | auto (internal where the output is too large for a whole 3D fit, else dip)
-    anchor: str = "tv"  # denoising anchor: tv (edge-preserving) | gaussian | none (plain DIP)
+    slice_profile: SliceProfile = "box"  # super-resolution slice profile
+    sr_method: SrMethod = "auto"  # internal (learnt from the scan's own slices) | dip | auto
+    # (internal where the output is too large for a whole 3D fit, else dip)
+    anchor: Anchor = "tv"  # denoising anchor: tv (edge-preserving) | gaussian | none (plain DIP)
     anchor_sigma: float = 0.0  # gaussian anchor std in voxels; 0: chosen from the noise
     network: NetworkConfig = field(default_factory=NetworkConfig)
     fit: FitSettings = field(default_factory=FitSettings)
@@ -45,38 +56,49 @@ class RestoreConfig:
     internal: InternalSettings = field(default_factory=InternalSettings)
 
     def __post_init__(self) -> None:
-        _choice("method", self.method, ("guided", "dip"))
-        _choice("guided.quality", self.guided.quality, tuple(QUALITY))
-        _choice("guided.guide", self.guided.guide, ("collaborative", "bm4d"))
-        _choice("guided.precision", self.guided.precision, ("fp32", "bf16"))
-        _choice("mode", self.mode, ("2d", "3d", "auto"))
-        _choice("device", self.device, ("auto", "cpu", "cuda"))
-        _choice("loss", self.loss, ("mse", "l1", "rician"))
-        _choice("stop", self.stop, ("discrepancy", "variance", "none"))
-        _choice("slice_profile", self.slice_profile, ("box", "gaussian"))
-        _choice("sr_method", self.sr_method, ("auto", "internal", "dip"))
-        _choice("slice_axis", self.slice_axis, (-1, 0, 1, 2))
-        _choice("anchor", self.anchor, ("tv", "gaussian", "none"))
-        if (
-            self.anchor_sigma < 0
-            or self.noise_sigma < 0
-            or self.memory_gb < 0
-            or self.checkpoint_s < 0
-            or self.stop_tau <= 0
-            or self.fit.max_iters < 1
-            or (self.guided.members is not None and self.guided.members < 0)
-            or (self.guided.iterations is not None and self.guided.iterations < 0)
-            or self.guided.patch < 32
-            or self.internal.steps < 1
-            or self.internal.batch < 1
-            or self.internal.patch < 16
-        ):
-            raise InputError(
-                "anchor_sigma, noise_sigma, memory_gb and checkpoint_s must be >= 0, stop_tau > 0, "
-                "fit.max_iters >= 1, guided.members >= 0, guided.iterations >= 0 and "
-                "guided.patch >= 32, internal.steps >= 1, internal.batch >= 1 and "
-                "internal.patch >= 16"
-            )
+        _check_choices(self, "")
+        for key, ok, requirement in _BOUNDS:
+            value = self
+            for part in key.split("."):
+                value = getattr(value, part)
+            if value is not None and not ok(value):
+                raise InputError(f"config key {key} must be {requirement}, got {value!r}")
+
+
+_BOUNDS = (  # (key, test, what it must be)
+    ("anchor_sigma", lambda v: v >= 0, ">= 0"),
+    ("noise_sigma", lambda v: v >= 0, ">= 0"),
+    ("memory_gb", lambda v: v >= 0, ">= 0"),
+    ("checkpoint_s", lambda v: v >= 0, ">= 0"),
+    ("stop_tau", lambda v: v > 0, "> 0"),
+    ("fit.max_iters", lambda v: v >= 1, ">= 1"),
+    ("guided.members", lambda v: v >= 0, ">= 0"),
+    ("guided.iterations", lambda v: v >= 0, ">= 0"),
+    ("guided.patch", lambda v: v >= 32, ">= 32"),
+    ("internal.steps", lambda v: v >= 1, ">= 1"),
+    ("internal.batch", lambda v: v >= 1, ">= 1"),
+    ("internal.patch", lambda v: v >= 16, ">= 16"),
+)
+
+
+def choices(key: str) -> tuple:
+    """The allowed values of a setting (dotted key, e.g. "guided.quality"): its Literal
+    type's, the one list that the config check and the command line both read."""
+    cls, *parents, name = (RestoreConfig, *key.split("."))
+    for parent in parents:
+        cls = typing.get_type_hints(cls)[parent]
+    return typing.get_args(typing.get_type_hints(cls)[name])
+
+
+def _check_choices(settings, prefix: str) -> None:
+    """Every Literal-typed setting (nested settings too) holds one of its values."""
+    hints = typing.get_type_hints(type(settings))
+    for f in dataclasses.fields(settings):
+        value, kind = getattr(settings, f.name), hints[f.name]
+        if typing.get_origin(kind) is Literal:
+            _choice(prefix + f.name, value, typing.get_args(kind))
+        elif dataclasses.is_dataclass(value) and prefix == "":
+            _check_choices(value, f"{f.name}.")
 
 
 def load_config(path: Path | None, **overrides: object) -> RestoreConfig:
@@ -129,6 +151,8 @@ def _build(cls, data: dict, prefix: str):
 
 
 def _coerce(kind, value, name: str):
+    if typing.get_origin(kind) is Literal:  # checked against its values in __post_init__
+        return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     origin = typing.get_origin(kind)

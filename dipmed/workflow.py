@@ -87,6 +87,7 @@ def restore_options(sample: Sample, config: dict) -> str:
     run = config["restore"]
     parts = [sample.options(), f"--device {run['device']}", f"--seed {run['seed']}"]
     parts += [f"--max-iters {run['max_iters']}"] if run["max_iters"] else []
+    parts += [f"--member-steps {run['member_steps']}"] if run.get("member_steps") else []
     parts += [f"--mode {run['mode']}"] if run["mode"] != "auto" else []
     parts += [f"--quality {run['quality']}"] if run.get("quality") else []
     parts += [f"--config {quote(run['config'])}"] if run["config"] else []

@@ -93,7 +93,7 @@ def test_the_super_resolution_fit_resumes_after_sigkill(tmp_path):
     """The plain DIP fit (sr of noise-free thick slices) keeps its loop's state too."""
     settings = "fit: {max_iters: 40}\nstop: none\n"
     _sr_resumes_after_sigkill(
-        tmp_path, (32, 28, 24), 2, settings, "fit", "iteration", "fit: resuming from iteration"
+        tmp_path, (32, 28, 24), 2, settings, "fit", "step", "fit: resuming from iteration"
     )
 
 

@@ -16,7 +16,7 @@ from scipy.stats import spearmanr
 from conftest import run_cli
 from dipmed.config import load_config
 from dipmed.phantom import ct_phantom, mr_phantom
-from dipmed.restoration.guided import collaborative
+from dipmed.restoration.guided import collaborative, matching
 from dipmed.restoration.noise.model import LAG, cube_covariance, estimate_noise_model
 from dipmed.restoration.noise.vst import RicianVST, stabilised_variance_profile
 from dipmed.restoration.restore import Task, restore
@@ -146,8 +146,8 @@ def test_matching_finds_the_nearest_cubes_with_the_reference_first():
     x = torch.from_numpy(rng.normal(0, 1, (13, 11, 9)).astype(np.float32))
     x[:, :5] = 0.0  # a flat region: ties at distance 0
     n, radius, k = 4, 2, 8
-    ticks = next(collaborative._reference_slabs(x.shape, n, 2))
-    found = collaborative._match(x, ticks, n, radius, k)
+    ticks = next(matching.reference_slabs(x.shape, n, 2))
+    found = matching.match(x, ticks, n, radius, k)
     cubes = x.unfold(0, n, 1).unfold(1, n, 1).unfold(2, n, 1)  # corner -> n^3 cube
     flat = lambda c: (c[0] * x.shape[1] + c[1]) * x.shape[2] + c[2]  # noqa: E731
     for row, corner in enumerate(itertools.product(*(t.tolist() for t in ticks))):
@@ -184,11 +184,12 @@ def test_guided_denoising_beats_the_input_and_its_uncertainty_ranks_the_error(br
     noisy = _rician(brain, sigma, np.random.default_rng(4))
     config = load_config(None, seed=0, **{**QUICK, "guided.members": members})
     result = restore(Volume(noisy, np.eye(4), Meta(modality="MR")), Task("denoise"), config)
-    assert result.method == "guided" and result.details["noise_source"] == "air"
+    assert result.method == "guided" and result.run.noise_source == "air"
     assert _psnr(result.volume.array, brain) > _psnr(noisy, brain) + 5.0
-    assert result.details["risks"][result.details["chosen"]] < 1.0  # below the input's risk
+    assert result.run.risks[result.run.chosen] < 1.0  # below the input's risk
     # the members' mean has its risk logged but is never a candidate
-    assert "prior" in result.details["risks"] and result.details["chosen"] != "prior"
+    assert "prior" in result.run.risks and result.run.chosen != "prior"
+    assert len(result.run.member_curves) == members
     error = np.abs(result.volume.array - brain)
     rank = spearmanr(result.uncertainty.ravel(), error.ravel())[0]
     assert rank > 0.2, rank
@@ -204,10 +205,10 @@ def test_the_fast_preset_returns_the_guide_without_members_and_times_each_stage(
     noisy = _rician(brain, 0.06 * brain.max(), np.random.default_rng(4))
     volume = Volume(noisy, np.eye(4), Meta(modality="MR"))
     fast = restore(volume, Task("denoise"), load_config(None, **{"guided.quality": "fast"}))
-    d = fast.details
-    assert d["quality"] == "fast" and d["members"] == 0 and len(fast.fit.losses) == 0
-    assert set(d["risks"]) == {"input", "guide"} and d["chosen"] == "guide"
-    assert set(d["stage_seconds"]) == {
+    g = fast.run
+    assert g.settings.quality == "fast" and g.members == 0 and g.member_curves == ()
+    assert set(g.risks) == {"input", "guide"} and g.chosen == "guide"
+    assert set(g.stage_seconds) == {
         "guide",
         "guide's risk estimate",
         "members",
@@ -244,7 +245,7 @@ def test_bf16_members_match_fp32_on_cpu(brain):
         )
         for p in ("fp32", "bf16")
     }
-    priors = {p: r.details["candidates"]["prior"] for p, r in runs.items()}
+    priors = {p: r.run.candidates["prior"] for p, r in runs.items()}
     assert not np.array_equal(priors["fp32"], priors["bf16"])
     assert abs(_psnr(priors["bf16"], small) - _psnr(priors["fp32"], small)) < 0.2
     scores = {p: _psnr(r.volume.array, small) for p, r in runs.items()}
@@ -256,14 +257,14 @@ def test_an_input_the_risk_says_cannot_be_improved_is_returned_as_it_is():
     noisy = np.random.default_rng(7).normal(100, 5, (24, 22, 20)).astype(np.float32)
     config = load_config(None, noise_sigma=0.25, **QUICK)
     result = restore(Volume(noisy, np.eye(4), Meta(modality="CT")), Task("denoise"), config)
-    assert result.details["chosen"] == "input"
+    assert result.run.chosen == "input"
     np.testing.assert_array_equal(result.volume.array, noisy)
 
 
 def test_cli_writes_the_uncertainty_on_the_output_grid(tmp_path, capsys, mr_pair):
     _, noisy = mr_pair
     out, unc = tmp_path / "d.nii.gz", tmp_path / "u.nii.gz"
-    args = ["denoise", noisy, out, "--uncertainty", unc, "--max-iters", "4", "--seed", "1"]
+    args = ["denoise", noisy, out, "--uncertainty", unc, "--member-steps", "4", "--seed", "1"]
     code, _, err = run_cli(capsys, *args)
     assert code == 0, err
     written, source = nib.load(unc), nib.load(noisy)
@@ -285,7 +286,7 @@ def test_uncertainty_for_super_resolution_is_refused_before_anything_is_written(
 
 def test_the_significant_residual_brings_back_small_lesions_and_leaves_noise_alone():
     """Grouping averages away a lesion with no similar block; its residual stands out."""
-    from dipmed.restoration.guided.pipeline import significant_residual
+    from dipmed.restoration.guided.residual import significant_residual
     from dipmed.restoration.noise.model import NoiseModel
 
     grid = np.indices((32, 32, 24)).astype(np.float32)
@@ -314,7 +315,7 @@ def test_a_member_memorises_noise_only_where_it_trains_and_the_held_out_half_sho
     noise; on the held-out half, which no step trains on, the same SURE rises with the
     damage: that half is what the members' risk is read on."""
     from dipmed.restoration.guided import member
-    from dipmed.restoration.guided.pipeline import GuidedSettings
+    from dipmed.restoration.guided.settings import GuidedSettings
     from dipmed.restoration.networks import NetworkConfig
     from dipmed.restoration.noise.model import NoiseModel
 
@@ -342,24 +343,25 @@ def test_the_members_sure_leaves_mr_air_out_of_both_halves():
     Head voxels keep their random halves; CT, correlated noise and a volume nearly all
     dark keep every voxel."""
     from dipmed.restoration.guided import member
-    from dipmed.restoration.guided.pipeline import _member_roles, _Stabiliser
+    from dipmed.restoration.guided.ensemble import member_roles
+    from dipmed.restoration.guided.stabiliser import Stabiliser
     from dipmed.restoration.noise.model import NoiseModel
 
     clean = gaussian_filter(mr_phantom((32, 32, 20)), 0.8).astype(np.float32)
     sigma = 0.05 * clean.max()
     model = NoiseModel(sigma, None, "given")
-    mr = _Stabiliser(model, "MR")
+    mr = Stabiliser(model, "MR")
     guide = mr.forward(clean)  # a perfect guide, stabilised
-    roles = _member_roles(guide, mr, model, 0)
+    roles = member_roles(guide, mr, model, 0)
     air, head = clean == 0, clean > 4 * sigma
     assert np.all(roles[air] == member.IGNORED)
     assert not np.any(roles[head] == member.IGNORED)
     assert 0.4 < np.mean(roles[head] == member.HELD_OUT) < 0.6
     assert abs(mr.inverse(np.float32([mr.level(2 * sigma)]))[0] - 2 * sigma) < 0.01 * sigma
-    ct = _Stabiliser(model, "CT")
-    assert not np.any(_member_roles(ct.forward(clean), ct, model, 0) == member.IGNORED)
+    ct = Stabiliser(model, "CT")
+    assert not np.any(member_roles(ct.forward(clean), ct, model, 0) == member.IGNORED)
     correlated = NoiseModel(sigma, np.full((3, 3, 3), 1 / 27), "given")
-    assert not np.any(_member_roles(guide, mr, correlated, 0) == member.IGNORED)
+    assert not np.any(member_roles(guide, mr, correlated, 0) == member.IGNORED)
     nearly_all_air = mr.forward(np.where(clean > 0.9 * clean.max(), clean, 0))
     assert np.mean(mr.inverse(nearly_all_air) < 2 * sigma) > 0.95
-    assert not np.any(_member_roles(nearly_all_air, mr, model, 0) == member.IGNORED)
+    assert not np.any(member_roles(nearly_all_air, mr, model, 0) == member.IGNORED)

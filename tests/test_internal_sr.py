@@ -14,7 +14,8 @@ from dipmed.errors import InputError
 from dipmed.phantom import mr_phantom
 from dipmed.restoration.dip.anchor import project_onto
 from dipmed.restoration.operators import Downsample, apply
-from dipmed.restoration.restore import Task, _use_internal, restore
+from dipmed.restoration.restore import Task, restore
+from dipmed.restoration.sr import method as internal_method
 from dipmed.restoration.sr.internal import applies, upsample_cubic
 from dipmed.volume import Volume, world_centre
 
@@ -76,8 +77,7 @@ def test_auto_chooses_by_the_output_size_alone_on_every_device():
     task = Task("sr", factors=(1, 1, 4))
     for shape, expected in (((197, 233, 31), True), ((48, 48, 8), False)):
         volume = Volume(np.zeros(shape, np.float32), np.diag([1.0, 1.0, 4.0, 1.0]))
-        out_shape = task.output_shape(shape)
-        assert _use_internal(volume, task, config, out_shape) is expected
+        assert internal_method.chosen(volume, task, config) is expected
 
 
 def test_internal_sr_asked_for_where_it_cannot_apply_is_refused(thick_phantom):

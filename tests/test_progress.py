@@ -19,7 +19,9 @@ def test_the_cli_names_each_stage_in_order(tmp_path, capsys):
     data = np.abs(100 + rng.normal(0, 10, (20, 18, 16)) + 1j * rng.normal(0, 10, (20, 18, 16)))
     source = tmp_path / "scan.nii.gz"
     nib.save(nib.Nifti1Image(data.astype(np.float32), np.eye(4)), source)
-    code, _, err = run_cli(capsys, "denoise", source, tmp_path / "out.nii.gz", "--max-iters", "4")
+    code, _, err = run_cli(
+        capsys, "denoise", source, tmp_path / "out.nii.gz", "--member-steps", "4"
+    )
     assert code == 0, err
     expected = ["read 20x18x16 voxels", "noise level", "memory plan", "guide, slab", "iteration",
                 "final Bayes stage", "writing"]  # fmt: skip

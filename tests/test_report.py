@@ -13,7 +13,7 @@ from conftest import PATIENT, digest, run_cli, write_ct_series
 from dipmed.phantom import ct_phantom
 from dipmed.volume import Volume
 
-FAST = ["--max-iters", "40", "--seed", "3"]
+FAST = ["--member-steps", "40", "--max-iters", "40", "--seed", "3"]
 ACCESSION = "ACC-778899"
 
 
@@ -49,20 +49,27 @@ def test_report_holds_what_downstream_tools_read(denoised_report):
     assert abs(metrics["residual"]["correlation_with_restored"]) < 0.5
     assert metrics["data_range_method"] == "reference max - min"
     fit = report["fit"]
-    assert 1 <= fit["best_iteration"] <= fit["iterations"] <= 40
-    assert fit["device"] == "cpu" and fit["seconds"] > 0
-    assert len(fit["curve"]["iteration"]) == len(fit["curve"]["loss"]) == fit["iterations"]
-    # guided: the members' SURE on the held-out half beside the loss, per step
-    assert len(fit["curve"]["held_out"]) == fit["iterations"]
+    assert fit["method"] == "guided" and fit["device"] == "cpu" and fit["seconds"] > 0
+    # guided: every candidate with its risk, the returned one the lowest
+    risks = {c["name"]: c["risk"] for c in fit["candidates"]}
+    assert set(risks) == {"input", "guide", "final"} and risks["input"] == 1.0
+    (returned,) = [c["name"] for c in fit["candidates"] if c["returned"]]
+    assert risks[returned] == min(risks.values()) and returned == fit["rule"]["chosen"]
+    # each member's SURE per step, on the trained half (its loss) and the held-out half
+    assert len(fit["members"]) == 1 and "curve" not in fit
+    (member,) = fit["members"]
+    assert member["step"] == list(range(1, fit["iterations"] + 1))
+    assert len(member["trained"]) == len(member["held_out"]) == fit["iterations"]
     provenance = report["provenance"]
-    assert provenance["seed"] == 3 and provenance["config"]["fit"]["max_iters"] == 40
+    assert provenance["seed"] == 3 and provenance["config"]["guided"]["iterations"] == 40
     assert {"dipmed", "torch", "monai", "numpy"} <= set(provenance["versions"])
     assert provenance["command_line"][:2] == ["dipmed", "denoise"]
     assert len(provenance["input_sha256"]) == 64
     html = (folder / "report.html").read_text()
     assert html.count("<img ") >= 5 and "data:image/png;base64," in html
     assert "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
-    assert "held-out half (never trained on)" in html
+    assert "held-out half (never trained on)" in html and "<h3>Candidates</h3>" in html
+    assert "Misfit |A(x) - y|" not in html  # no DIP misfit curve: guided has none
 
 
 def test_a_dicom_report_keeps_patient_identifiers_out(tmp_path, capsys):
@@ -89,7 +96,7 @@ def test_identifiers_in_paths_are_redacted(tmp_path, capsys):
     series = tmp_path / "PID-123456"  # a folder named after the patient
     write_ct_series(series, volume)
     folder = tmp_path / "report"
-    args = ["denoise", series, tmp_path / "o.nii.gz", "--report", folder, "--max-iters", "2"]
+    args = ["denoise", series, tmp_path / "o.nii.gz", "--report", folder, "--member-steps", "2"]
     assert run_cli(capsys, *args)[0] == 0
     report = (folder / "report.json").read_text()
     assert "PID-123456" not in report and "[redacted]" in report

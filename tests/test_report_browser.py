@@ -34,6 +34,7 @@ document.getElementById("page").addEventListener("load", () => {
     broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).length,
     charts: doc.querySelectorAll("svg").length,
     lines: doc.querySelectorAll("svg polyline").length,
+    candidates: [...doc.querySelectorAll("h3")].some(h => h.textContent === "Candidates"),
     title: doc.title,
   });
 });
@@ -64,7 +65,7 @@ def report_folder(tmp_path, capsys, mr_pair):
     clean, noisy = mr_pair
     folder = tmp_path / "report"
     args = ["denoise", noisy, tmp_path / "o.nii.gz", "--report", folder]
-    code, _, err = run_cli(capsys, *args, "--reference", clean, "--max-iters", "5")
+    code, _, err = run_cli(capsys, *args, "--reference", clean, "--member-steps", "5")
     assert code == 0, err
     return folder
 
@@ -79,8 +80,10 @@ def test_report_loads_with_all_images_in_chromium(tmp_path, report_folder):
     # input/baseline/restored/reference + residual + 2 errors + the uncertainty figure
     # (restored beside the uncertainty map)
     assert result["images"] == 9 and result["broken"] == 0, result
-    assert result["charts"] == 2 and result["title"].startswith("dipmed denoise")
-    assert result["lines"] == 3  # the misfit; the members' trained and held-out SURE
+    # guided: one chart, the member's SURE per step (no DIP misfit curve)
+    assert result["charts"] == 1 and result["title"].startswith("dipmed denoise")
+    assert result["lines"] == 2  # the member's SURE on the trained and the held-out half
+    assert result["candidates"]  # the candidates' table with their risks
 
 
 def test_report_screenshot_shows_the_views(tmp_path, report_folder):

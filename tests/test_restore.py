@@ -45,7 +45,7 @@ def noisy_phantom():
 def test_denoising_beats_the_noisy_input(noisy_phantom, mode, iters):
     clean, noisy = noisy_phantom
     result = restore(Volume(noisy, np.eye(4)), Task("denoise"), _config(mode, iters))
-    assert result.mode == mode
+    assert result.run.mode == mode
     assert _psnr(result.volume.array, clean) > _psnr(noisy, clean) + 1.0
     assert result.volume.shape == noisy.shape
 
@@ -70,22 +70,23 @@ def test_noisy_thick_slices_are_denoised_then_fitted_not_returned_as_the_interpo
     anchor must leave the rule a descent (a plain trilinear anchor once stopped it at 1).
     Without air or a given level, sr does not denoise first (a wavelet level can be
     structure)."""
-    from dipmed.restoration.restore import _sr_noise_model
+    from dipmed.restoration.measurement import denoise_first
+    from dipmed.restoration.runtime.context import RunContext
 
     clean = gaussian_filter(head_phantom((32, 28, 32)), 1.0)
     noisy = clean + np.random.default_rng(4).normal(0, 0.05, clean.shape)
     thick = Downsample((1, 1, 2)).forward(torch.from_numpy(noisy)[None, None].double())
     volume = Volume(thick[0, 0].float().numpy(), np.diag([1.0, 1.0, 2.0, 1.0]))
     task = Task("sr", factors=(1, 1, 2))
-    assert _sr_noise_model(volume, task, load_config(None)) is None
+    assert denoise_first(volume, task, load_config(None), RunContext(torch.device("cpu"))) is None
     level = 0.05 / np.sqrt(2)  # the thick slices average 2 noisy voxels
     quick = {"fit.max_iters": 150, "guided.iterations": 30}  # the suite stays within 15 min
     config = load_config(None, mode="3d", seed=0, noise_sigma=level, **quick)
     result = restore(volume, task, config)
     linear = upsample_linear(volume.array, clean.shape)
-    assert result.details["denoised_first"] and result.details["chosen"] != "input"
-    assert result.details["fit_sigma"] < 0.7 * result.sigma
-    assert result.fit.best_iteration > 10
+    assert result.denoised_first is not None and result.denoised_first.chosen != "input"
+    assert result.run.fit_sigma < 0.7 * result.sigma
+    assert result.run.fit.best_iteration > 10
     assert _psnr(result.volume.array, clean) > _psnr(linear, clean) + 1.0
 
 

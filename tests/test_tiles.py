@@ -11,7 +11,7 @@ from scipy.ndimage import gaussian_filter
 from conftest import run_cli
 from dipmed.config import load_config
 from dipmed.phantom import mr_phantom
-from dipmed.restoration.guided.pipeline import GuidedSettings
+from dipmed.restoration.guided.settings import GuidedSettings
 from dipmed.restoration.guided.tiles import random_patch, render, render_side, tile_count
 from dipmed.restoration.networks import NetworkConfig
 from dipmed.restoration.noise.model import NoiseModel

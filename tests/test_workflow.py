@@ -20,7 +20,10 @@ from slurm_cluster import missing, slurm_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("Snakefile", "config", "profiles", "data_samples")
-QUICK = {"restore": {"max_iters": 3}, "resources": {"threads": 1, "mem_mb": 2000}}
+QUICK = {
+    "restore": {"max_iters": 3, "member_steps": 3},
+    "resources": {"threads": 1, "mem_mb": 2000},
+}
 DAEMONS = ("slurmctld", "slurmd")
 DCIODVFY_MISSING = "dciodvfy not installed (Debian dicom3tools; make test installs it as root)"
 NAMES = (

@@ -83,7 +83,7 @@ def write_volume(
     volume: Volume,
     output: Path,
     *,
-    input_path: Path,
+    input_path: Path | None,
     overwrite: bool = False,
     label: str = "dipmed",
     derivation: str = "dipmed",
@@ -94,16 +94,16 @@ def write_volume(
         _write_nifti_with_sidecar(volume, output, input_path, overwrite, derivation)
         return
     if not isinstance(volume.source, DicomSource):
+        source = f"{input_path} is NIfTI" if input_path else "this volume was not read from DICOM"
         raise InputError(
-            f"DICOM output needs DICOM input; {input_path} is NIfTI: give an "
-            "output path ending .nii or .nii.gz"
+            f"DICOM output needs DICOM input; {source}: give an output path ending .nii or .nii.gz"
         )
     with atomic_output(output) as temporary:
         write_derived_series(volume, temporary, label=label, derivation=derivation)
 
 
 def _write_nifti_with_sidecar(
-    volume: Volume, output: Path, input_path: Path, overwrite: bool, derivation: str
+    volume: Volume, output: Path, input_path: Path | None, overwrite: bool, derivation: str
 ) -> None:
     """NIfTI plus a BIDS-style JSON sidecar that keeps modality and units (no identifiers)."""
     sidecar = sidecar_path(output)

@@ -12,16 +12,20 @@ from pathlib import Path
 from dipmed.errors import InputError
 
 
-def check_output(input_path: Path, output_path: Path, *, overwrite: bool) -> None:
-    """Refuse an output that is, holds or lies inside the input, or that exists."""
-    src, dst = input_path.resolve(), output_path.resolve()
-    if src == dst:
-        raise InputError(f"output {output_path} is the input itself; choose another output path")
-    if src in dst.parents or dst in src.parents:
-        raise InputError(
-            f"output {output_path} would nest with input {input_path}; "
-            "choose an output outside the input"
-        )
+def check_output(input_path: Path | None, output_path: Path, *, overwrite: bool) -> None:
+    """Refuse an output that is, holds or lies inside the input (None: no input file, an
+    array from the Python API), or that exists."""
+    if input_path is not None:
+        src, dst = input_path.resolve(), output_path.resolve()
+        if src == dst:
+            raise InputError(
+                f"output {output_path} is the input itself; choose another output path"
+            )
+        if src in dst.parents or dst in src.parents:
+            raise InputError(
+                f"output {output_path} would nest with input {input_path}; "
+                "choose an output outside the input"
+            )
     if output_path.exists() or output_path.is_symlink():
         if not overwrite:
             raise InputError(f"output {output_path} exists; pass --overwrite to replace it")

@@ -35,6 +35,12 @@ def write_report(run: Run, folder: Path) -> dict:
 
 
 def charts(report: dict) -> list[str]:
+    """What the method did, drawn: the DIP fit's misfit and loss per iteration, internal
+    sr's training loss per step, guided denoising's members' SURE per step."""
+    return _CHARTS[report["fit"]["method"]](report)
+
+
+def _dip_charts(report: dict) -> list[str]:
     """The misfit curve with the noise level, the rule's threshold and the stop marked,
     and the training loss."""
     fit, sigma = report["fit"], report["noise"]["sigma"]
@@ -54,14 +60,41 @@ def charts(report: dict) -> list[str]:
         marks,
         y_label=f"RMS misfit ({units})",
     )
-    title, label = f"Training loss ({fit['loss']}, normalised units)", "loss"
-    lines = [Line("loss", curve["loss"], "#6a1b9a")]
-    if "held_out" in curve:  # guided: a loss that falls while the held-out half's rises
-        title = "Members' SURE per step (stabilised units)"
-        label = "SURE"
-        lines = [
-            Line("trained half (the loss)", curve["loss"], "#6a1b9a"),
-            Line("held-out half (never trained on)", curve["held_out"], "#ef6c00"),
-        ]
-    loss = chart(title, curve["iteration"], lines, [m for m in marks if m.vertical], y_label=label)
+    loss = chart(
+        f"Training loss ({fit['loss']}, normalised units)",
+        curve["iteration"],
+        [Line("loss", curve["loss"], "#6a1b9a")],
+        [m for m in marks if m.vertical],
+        y_label="loss",
+    )
     return [misfit, loss]
+
+
+def _internal_charts(report: dict) -> list[str]:
+    curve = report["fit"]["curve"]
+    line = Line("L1 loss", curve["loss"], "#6a1b9a")
+    title = "Training loss per step (L1, normalised units): the scan's own slices"
+    return [chart(title, curve["iteration"], [line], [], y_label="loss")]
+
+
+_MEMBER_COLOURS = (("#6a1b9a", "#ef6c00"), ("#1565c0", "#c62828"), ("#2e7d32", "#8d6e63"))
+
+
+def _guided_charts(report: dict) -> list[str]:
+    """Each member's SURE per step: on the trained half (its loss) and on the held-out
+    half, which no step trained on (a loss that falls while the held-out half's rises
+    is memorising the noise)."""
+    members = report["fit"]["members"]
+    if not members:
+        return []
+    lines = []
+    for n, member in enumerate(members):
+        trained, held = _MEMBER_COLOURS[n % len(_MEMBER_COLOURS)]
+        name = f"member {n + 1}: " if len(members) > 1 else ""
+        lines.append(Line(f"{name}trained half (the loss)", member["trained"], trained))
+        lines.append(Line(f"{name}held-out half (never trained on)", member["held_out"], held))
+    title = "Members' SURE per step (stabilised units; the input scores 1)"
+    return [chart(title, members[0]["step"], lines, [], y_label="SURE")]
+
+
+_CHARTS = {"dip": _dip_charts, "internal": _internal_charts, "guided": _guided_charts}

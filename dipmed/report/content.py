@@ -13,7 +13,8 @@ from dipmed.config import RestoreConfig
 from dipmed.io import output_format
 from dipmed.report.provenance import peak_host_memory_bytes, provenance
 from dipmed.restoration.noise.estimate import estimate_noise
-from dipmed.restoration.restore import Restoration, Task
+from dipmed.restoration.result import Restoration
+from dipmed.restoration.task import Task
 from dipmed.volume import Volume
 
 SCHEMA_VERSION = 1
@@ -64,7 +65,8 @@ def _noise_method(r) -> str:
     """ "air" (guided: the border of the field of view), wavelet MAD, or given."""
     if not r.sigma_estimated:
         return "given (config noise_sigma)"
-    if r.details and r.details["noise_source"] == "air":
+    guided = r.run if r.method == "guided" else r.denoised_first
+    if guided is not None and guided.noise_source == "air":
         return "air"
     return "wavelet (Haar) median absolute deviation"
 
@@ -142,53 +144,105 @@ def _nearest_on(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _fit(run: Run) -> dict:
-    r, config = run.restoration, run.config
-    fit = r.fit
-    scale = r.normaliser.scale
+    """What the method did: the keys every method has, then its own (`_FITS`)."""
+    r = run.restoration
+    common = {
+        "method": r.method,
+        "seconds": r.seconds,
+        "device": r.device,
+        "peak_gpu_memory_bytes": _peak_gpu_memory(r),
+        "peak_host_memory_bytes": peak_host_memory_bytes(),
+        "curve_units": run.volume.meta.units or "image units",
+    }
+    return common | _FITS[r.method](run)
+
+
+def _dip_fit(run: Run) -> dict:
+    """The DIP fit: its iterations and stop, the misfit and loss per iteration."""
+    r = run.restoration
+    dip, fit = r.run, r.run.fit
     return {
         "iterations": fit.iterations,
         "stop_iteration": fit.iterations if fit.stop_reason == "rule" else None,
         "best_iteration": fit.best_iteration,
         "stop_reason": fit.stop_reason,
-        "rule": _RULES.get(r.method, _rule)(config, r),
-        "seconds": fit.seconds,
         "seconds_per_iteration": fit.seconds / max(fit.iterations, 1),
-        "device": r.device,
-        "mode": r.mode,
-        "slice_axis": r.slice_axis if r.mode == "2d" else None,
-        "loss": r.loss,
-        "peak_gpu_memory_bytes": fit.peak_memory_bytes if r.device.startswith("cuda") else None,
-        "peak_host_memory_bytes": peak_host_memory_bytes(),
-        "curve": _curve(
-            fit.losses,
-            np.sqrt(np.maximum(fit.misfits, 0)) * scale,
-            (r.details or {}).get("held_out_losses"),
-        ),
-        "curve_units": run.volume.meta.units or "image units",
+        "mode": dip.mode,
+        "slice_axis": dip.slice_axis if dip.mode == "2d" else None,
+        "loss": dip.loss,
+        "rule": _dip_rule(run.config, r),
+        "curve": _curve(fit.losses, np.sqrt(np.maximum(fit.misfits, 0)) * r.normaliser.scale),
     }
 
 
-def _risk_rule(config: RestoreConfig, r) -> dict:
+def _guided_fit(run: Run) -> dict:
+    """Guided denoising: the candidates with their risks, each member's SURE per step."""
+    g = run.restoration.run
+    return {
+        "iterations": sum(len(c) for c in g.member_curves),
+        "stop_iteration": None,
+        "best_iteration": None,
+        "stop_reason": "risk",
+        "mode": "3d",
+        "slice_axis": None,
+        "loss": "sure",
+        "rule": _risk_rule(g),
+        "candidates": [
+            {"name": name, "risk": float(risk), "returned": name == g.chosen}
+            for name, risk in g.risks.items()
+            if name != "prior"
+        ],
+        "members": [_member_curve(c) for c in g.member_curves],
+    }
+
+
+def _internal_fit(run: Run) -> dict:
+    """Internal-learning sr: its training loss per step, then the back-projection."""
+    r = run.restoration
+    sr = r.run
+    return {
+        "iterations": sr.steps,
+        "stop_iteration": None,
+        "best_iteration": sr.steps,
+        "stop_reason": "steps",
+        "seconds_per_iteration": sr.seconds / max(sr.steps, 1),
+        "mode": "2d",
+        "slice_axis": sr.slice_axis,
+        "loss": "l1",
+        "rule": _internal_rule(run.config, r),
+        "curve": _curve(sr.losses),
+    }
+
+
+def _peak_gpu_memory(r) -> int | None:
+    if not r.device.startswith("cuda"):
+        return None
+    if r.method == "dip":
+        return r.run.fit.peak_memory_bytes
+    import torch
+
+    return int(torch.cuda.max_memory_allocated())
+
+
+def _risk_rule(g) -> dict:
     """Guided denoising: the candidate with the lowest SURE (stabilised units; input = 1)."""
-    d = r.details
     return {
         "name": "sure",
-        "chosen": d["chosen"],
-        "guide": d["guide"],
-        "members": d["members"],
-        "quality": d["quality"],
-        "stage_seconds": d["stage_seconds"],
-        **{f"risk_{k}": float(v) for k, v in d["risks"].items()},
-        "noise_source": d["noise_source"],
-        "noise_correlated": d["noise_correlated"],
+        "chosen": g.chosen,
+        "guide": g.settings.guide,
+        "members": g.members,
+        "quality": g.settings.quality,
+        "stage_seconds": g.stage_seconds,
+        **{f"risk_{k}": float(v) for k, v in g.risks.items()},
+        "noise_source": g.noise_source,
+        "noise_correlated": g.noise_correlated,
     }
 
 
-def _rule(config: RestoreConfig, r) -> dict:
+def _dip_rule(config: RestoreConfig, r) -> dict:
     """The DIP stop rule; its level is the noise, or (sr after denoising) the error left
     in the denoised slices."""
-    first = r.details if r.details and r.details.get("denoised_first") else None
-    sigma = first["fit_sigma"] if first else r.sigma
+    sigma = r.run.fit_sigma
     rule = {"name": config.stop}
     if config.stop == "discrepancy":
         rule |= {
@@ -197,11 +251,12 @@ def _rule(config: RestoreConfig, r) -> dict:
         }
     elif config.stop == "variance":
         rule |= {"patience": config.stop_patience}
-    if first:
+    first = r.denoised_first
+    if first is not None:
         rule["denoised_first"] = {
-            "chosen": first["chosen"],
-            "risk": float(first["risks"][first["chosen"]]),
-            "guide": first["guide"],
+            "chosen": first.chosen,
+            "risk": float(first.risks[first.chosen]),
+            "guide": first.settings.guide,
             "fit_sigma": float(sigma),
         }
     return rule
@@ -210,26 +265,38 @@ def _rule(config: RestoreConfig, r) -> dict:
 def _internal_rule(config: RestoreConfig, r) -> dict:
     """Internal-learning sr: a fixed number of steps, then back-projection onto the
     measured slices down to the discrepancy level."""
-    rule = _rule(replace(config, stop="discrepancy"), r)
+    rule = _dip_rule(replace(config, stop="discrepancy"), r)
     rule["name"] = "internal"
-    rule["rms_misfit"] = float(np.sqrt(max(r.fit.misfits[-1], 0.0))) * r.normaliser.scale
+    rule["rms_misfit"] = r.run.rms_misfit
     return rule
 
 
-_RULES = {"guided": _risk_rule, "internal": _internal_rule}
+_FITS = {"dip": _dip_fit, "guided": _guided_fit, "internal": _internal_fit}
 
 
-def _curve(losses: np.ndarray, rms_misfit: np.ndarray, held_out=None) -> dict:
-    """Every k-th epoch (and the last), so that long fits stay a few kilobytes. Guided
-    denoising adds the members' SURE on the held-out half of the voxels per step."""
-    count = len(losses)
+def _member_curve(curve: np.ndarray) -> dict:
+    """One member's SURE per step: the trained half's (its loss) and the held-out half's."""
+    index = _decimated(len(curve))
+    return {
+        "step": [i + 1 for i in index],
+        "trained": [float(curve[i, 0]) for i in index],
+        "held_out": [float(curve[i, 1]) for i in index],
+    }
+
+
+def _decimated(count: int) -> list[int]:
+    """Every k-th point (and the last), so that long curves stay a few kilobytes."""
     step = max(1, int(np.ceil(count / CURVE_POINTS)))
-    index = sorted(set(range(0, count, step)) | ({count - 1} if count else set()))
+    return sorted(set(range(0, count, step)) | ({count - 1} if count else set()))
+
+
+def _curve(losses: np.ndarray, rms_misfit: np.ndarray | None = None) -> dict:
+    """The loss (and the rms misfit) per iteration, decimated (`_decimated`)."""
+    index = _decimated(len(losses))
     curve = {
         "iteration": [i + 1 for i in index],
         "loss": [float(losses[i]) for i in index],
-        "rms_misfit": [float(rms_misfit[i]) for i in index],
     }
-    if held_out is not None and len(held_out) == count:
-        curve["held_out"] = [float(held_out[i]) for i in index]
+    if rms_misfit is not None:
+        curve["rms_misfit"] = [float(rms_misfit[i]) for i in index]
     return curve

@@ -43,6 +43,7 @@ def render(report: dict, figures: list[Figure], charts: list[str], methods: str)
         "drawn to scale.</p>",
         '<div class="figures">' + "".join(_figure(f) for f in figures) + "</div>",
         "<h2>Fit</h2>",
+        _candidates(report["fit"]),
         '<div class="charts">' + "".join(charts) + "</div>",
         _fit_table(report["fit"]),
         "<h2>Methods</h2>",
@@ -86,8 +87,26 @@ def _headline(report: dict) -> str:
         f"{escape(i['modality'])} {'&times;'.join(map(str, i['shape']))} &rarr; "
         f"{'&times;'.join(map(str, o['shape']))} voxels of "
         f"{' &times; '.join(f'{s:.3g}' for s in o['spacing_mm'])} mm. "
-        f"Result from iteration {fit['best_iteration']}; {escape(stop)}; "
+        + (f"Result from iteration {fit['best_iteration']}; " if fit["method"] == "dip" else "")
+        + f"{escape(stop)}; "
         f"{fit['seconds']:.1f} s on {escape(fit['device'])} ({escape(fit['mode'])}).</p>"
+    )
+
+
+def _candidates(fit: dict) -> str:
+    """Guided denoising: each candidate's estimated risk, the one returned marked."""
+    if "candidates" not in fit:
+        return ""
+    rows = "".join(
+        f"<tr><th>{escape(c['name'])}</th><td>{_number(c['risk'], 4)}</td>"
+        f"<td>{'returned' if c['returned'] else ''}</td></tr>"
+        for c in fit["candidates"]
+    )
+    return (
+        "<h3>Candidates</h3>"
+        '<p class="note">Estimated mean squared error (SURE, stabilised units: the input '
+        "scores 1); the lowest is returned.</p>"
+        f'<table class="metrics"><tr><th>candidate</th><th>risk</th><th></th></tr>{rows}</table>'
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from torch import nn
 
@@ -14,8 +15,8 @@ class NetworkConfig:
     """Generator architecture (MONAI BasicUNet, (tri)linear upsampling as in original DIP)."""
 
     features: tuple[int, ...] = (16, 16, 32, 32, 64, 16)  # channels per level (6 values)
-    norm: str = "batch"  # batch | instance | group
-    activation: str = "leakyrelu"  # leakyrelu | relu | prelu | elu
+    norm: Literal["batch", "instance", "group"] = "batch"
+    activation: Literal["leakyrelu", "relu", "prelu", "elu"] = "leakyrelu"
     input_channels: int = 8  # channels of the fixed noise input z
     input_scale: float = 0.1  # z ~ U(0, input_scale)
 

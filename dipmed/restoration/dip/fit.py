@@ -17,8 +17,9 @@ import torch
 
 from dipmed.restoration.dip.losses import Loss
 from dipmed.restoration.dip.prior import DeepPrior
-from dipmed.restoration.runtime.checkpoint import Checkpoint, host_copy
+from dipmed.restoration.runtime.context import NoCheckpoint
 from dipmed.restoration.runtime.events import Progress
+from dipmed.restoration.runtime.training import Resumable, to_device
 
 STEP_VOXELS = 2**20  # 2D mode, batch_slices 0: about this many output voxels per step
 
@@ -60,7 +61,7 @@ def fit(
     generator: torch.Generator,
     progress: Callable[[Progress], None] | None = None,
     monitor: Callable[[int, torch.Tensor], None] | None = None,
-    checkpoint: Checkpoint | None = None,
+    checkpoint=None,
 ) -> FitResult:
     """Fit `prior` so that A(prior()) matches `measurement` (shape (1, 1, X, Y, Z)).
 
@@ -70,80 +71,86 @@ def fit(
     the loop's whole state is saved under "fit" when it is due and resumed from there.
     """
     optimizer = torch.optim.Adam(prior.parameters(), lr=settings.learning_rate)
-    device = measurement.device
-    current = torch.zeros((1, 1, *prior.shape), device=device)
-    ema, best = torch.zeros_like(current), None
-    losses, misfits, best_iteration, stopped_at = [], [], 0, None
-    reason, start, first = "max_iters", time.perf_counter(), 1
-    state = checkpoint.get("fit") if checkpoint else None
-    if state is not None:
-        prior.load_state_dict(state["prior"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        current, ema = state["current"].to(device), state["ema"].to(device)
-        best = None if state["best"] is None else state["best"].to(device)
-        stopper, first = state["stopper"], state["iteration"] + 1
-        losses, misfits = list(state["losses"]), list(state["misfits"])
-        best_iteration, stopped_at = state["best_iteration"], state["stopped_at"]
-        start -= state["elapsed"]
-    for iteration in range(first, settings.max_iters + 1):
+    saver = Resumable(checkpoint or NoCheckpoint(), "fit", "the fit", prior, optimizer, generator)
+    loop = _Loop.start(prior, measurement.device, stopper, saver)
+    for iteration in range(loop.first, settings.max_iters + 1):
         loss, misfit = _epoch(
-            prior, current, measurement, operator, loss_fn, optimizer, settings, generator
+            prior, loop.current, measurement, operator, loss_fn, optimizer, settings, generator
         )
-        ema.lerp_(current, 1 - settings.ema)
-        # bias-corrected like Adam's moments: early iterates are not dragged toward zero
-        smoothed = ema / (1 - settings.ema**iteration) if settings.ema > 0 else current
-        losses.append(loss)
-        misfits.append(misfit)
+        smoothed = loop.record(iteration, loss, misfit, settings.ema)
         if monitor is not None:
             monitor(iteration, smoothed)
-        if stopped_at is None:
-            decision = stopper.observe(iteration, misfit, smoothed)
-            if decision.is_best:
-                best, best_iteration = smoothed.clone(), iteration
-            if decision.stop:
-                stopped_at, reason = (iteration, time.perf_counter() - start), "rule"
-        elapsed = time.perf_counter() - start
+        loop.observe(iteration, misfit, smoothed)
+        elapsed = time.perf_counter() - loop.start_s
         if progress:  # every step: the printer decides what to show
             progress(Progress(iteration, settings.max_iters, loss, elapsed))
-        if stopped_at is not None and not settings.run_past_stop:
+        if loop.stopped_at is not None and not settings.run_past_stop:
             break
         if settings.time_limit_s and elapsed > settings.time_limit_s:
-            reason = "time_limit" if stopped_at is None else reason
+            loop.reason = "time_limit" if loop.stopped_at is None else loop.reason
             break
-        if checkpoint is not None and checkpoint.due():
-            checkpoint.keep(
-                "fit",
-                host_copy(
-                    {
-                        "iteration": iteration,
-                        "prior": prior.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "generator": generator.get_state(),
-                        "current": current,
-                        "ema": ema,
-                        "best": best,
-                        "stopper": stopper,
-                        "losses": losses,
-                        "misfits": misfits,
-                        "best_iteration": best_iteration,
-                        "stopped_at": stopped_at,
-                        "elapsed": elapsed,
-                    }
-                ),
-                f"at iteration {iteration} of the fit",
-            )
-    iterations, seconds = stopped_at or (len(losses), time.perf_counter() - start)
+        saver.save(iteration, loop=loop.state(elapsed))
+    iterations, seconds = loop.stopped_at or (len(loop.losses), time.perf_counter() - loop.start_s)
     return FitResult(
-        output=best[0, 0].float().cpu().numpy(),
-        best_iteration=best_iteration,
+        output=loop.best[0, 0].float().cpu().numpy(),
+        best_iteration=loop.best_iteration,
         iterations=iterations,
-        stop_reason=reason,
+        stop_reason=loop.reason,
         seconds=seconds,
-        losses=np.asarray(losses),
-        misfits=np.asarray(misfits),
-        peak_memory_bytes=_peak_memory(device),
+        losses=np.asarray(loop.losses),
+        misfits=np.asarray(loop.misfits),
+        peak_memory_bytes=_peak_memory(measurement.device),
     )
+
+
+class _Loop:
+    """The fit loop's state: the current and smoothed output, the best iterate, the
+    curves, the stop rule and where it fired."""
+
+    def __init__(self, prior, device, stopper):
+        self.current = torch.zeros((1, 1, *prior.shape), device=device)
+        self.ema, self.best = torch.zeros_like(self.current), None
+        self.stopper, self.losses, self.misfits = stopper, [], []
+        self.best_iteration, self.stopped_at, self.reason = 0, None, "max_iters"
+        self.first, self.start_s = 1, time.perf_counter()
+
+    @classmethod
+    def start(cls, prior, device, stopper, saver: Resumable) -> _Loop:
+        """A new loop, or the saved one (resumed where it stopped)."""
+        loop = cls(prior, device, stopper)
+        saved, loop.first = saver.resume()
+        if saved is not None:
+            elapsed = saved["loop"].pop("elapsed")
+            loop.__dict__.update(to_device(saved["loop"], device))
+            loop.losses, loop.misfits = list(loop.losses), list(loop.misfits)
+            loop.start_s -= elapsed
+        return loop
+
+    def record(self, iteration: int, loss: float, misfit: float, decay: float) -> torch.Tensor:
+        """Log the epoch; the smoothed output, bias-corrected like Adam's moments (early
+        iterates are not dragged toward zero)."""
+        self.ema.lerp_(self.current, 1 - decay)
+        self.losses.append(loss)
+        self.misfits.append(misfit)
+        return self.ema / (1 - decay**iteration) if decay > 0 else self.current
+
+    def observe(self, iteration: int, misfit: float, smoothed: torch.Tensor) -> None:
+        """The stop rule sees the epoch (until it has fired); the best iterate is kept."""
+        if self.stopped_at is not None:
+            return
+        decision = self.stopper.observe(iteration, misfit, smoothed)
+        if decision.is_best:
+            self.best, self.best_iteration = smoothed.clone(), iteration
+        if decision.stop:
+            self.stopped_at, self.reason = (iteration, time.perf_counter() - self.start_s), "rule"
+
+    def state(self, elapsed: float) -> dict:
+        keys = ("current", "ema", "best", "stopper", "losses", "misfits", "best_iteration")
+        return {k: getattr(self, k) for k in keys} | {
+            "stopped_at": self.stopped_at,
+            "reason": self.reason,
+            "elapsed": elapsed,
+        }
 
 
 def _epoch(prior, current, measurement, operator, loss_fn, optimizer, settings, generator):

@@ -34,11 +34,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-SLAB_VOXELS = 500_000  # voxels per slab of reference cubes matched together (its pool: ~0.2 GB)
+from dipmed.restoration.guided import matching
+
 BATCH_BYTES = 256 * 2**20  # bytes of one grouped tensor batch (transform and aggregate)
-_POOL_PLANES = 3  # planes of search offsets matched between two cuts to the k nearest
 _BATCH_COPIES = 10  # grouped tensors alive at once in a batch (values, coefficients, ...)
 
 
@@ -181,10 +180,10 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     n, device = settings.cube, y.device
     var = var.to(device)
     # one padded copy per distinct volume: stage 1 matches on y itself, stage 2 on its pilot
-    padded = _pad(y, n)
-    pad = padded if match_on is y else _pad(match_on, n)
+    padded = matching.pad(y, n)
+    pad = padded if match_on is y else matching.pad(match_on, n)
     if pilot is not None:
-        pilot = (pad if pilot is match_on else _pad(pilot, n)).reshape(-1)
+        pilot = (pad if pilot is match_on else matching.pad(pilot, n)).reshape(-1)
     groups = {None: settings.group, "wiener": settings.group_wiener, "bayes": settings.group_bayes}
     k = groups[model]
     t, dk = cube_transform(n).to(device), dct_matrix(k).to(device)
@@ -192,16 +191,16 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
         noise = t.T @ (var[:, None] * t)  # a cube's noise covariance in voxels
         white = float(var[0]) if bool((var == var[0]).all()) else None  # S = s I
     window = _window(n, settings.window).to(device)
-    offsets = _cube_offsets(padded.shape, n).to(device)
+    offsets = matching.cube_offsets(padded.shape, n).to(device)
     values = padded.reshape(-1)
     numerator = torch.zeros(values.numel(), device=device)
     denominator = torch.zeros(values.numel(), device=device)
     batch = max(1, BATCH_BYTES // (k * n**3 * 4 * _BATCH_COPIES))
-    slabs = list(_reference_slabs(padded.shape, n, settings.step))
+    slabs = list(matching.reference_slabs(padded.shape, n, settings.step))
     for done, refs in enumerate(slabs):
         if report is not None:
             report(done, len(slabs))
-        bases = _match(pad, refs, n, settings.search, k)  # (R, K) flat corners
+        bases = matching.match(pad, refs, n, settings.search, k)  # (R, K) flat corners
         for chunk in torch.split(bases, batch):
             flat = chunk[:, :, None] + offsets  # (B, K, n^3) voxel indices
             if pilot is None:
@@ -219,7 +218,7 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     del padded, pad, pilot, values  # the volume's copies count at the peak: freed first
     numerator /= denominator.clamp_(min=1e-12)
     del denominator
-    return _unpad(numerator.reshape(shape), y.shape).contiguous()
+    return matching.unpad(numerator.reshape(shape), y.shape).contiguous()
 
 
 def _hard_threshold(groups, dk, t, var, threshold: float):
@@ -279,114 +278,6 @@ def _gain(centred: torch.Tensor, noise: torch.Tensor, white: float | None = None
         factor = torch.linalg.cholesky(c + (noise + eye).double())
         gain[bad] = torch.cholesky_solve(c, factor).float()
     return gain
-
-
-def _pad(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Reflect-pad by n - 1 so that border voxels sit in as many cubes as inner ones."""
-    p = n - 1
-    return F.pad(x[None, None], (p, p, p, p, p, p), mode="replicate")[0, 0]
-
-
-def _unpad(x: torch.Tensor, shape) -> torch.Tensor:
-    p = (x.shape[0] - shape[0]) // 2
-    return x[p : p + shape[0], p : p + shape[1], p : p + shape[2]]
-
-
-def _cube_offsets(shape, n: int) -> torch.Tensor:
-    """Flat offsets of a cube's voxels from its corner, C order."""
-    _, sy, sz = shape
-    o = torch.arange(n)
-    return ((o[:, None, None] * sy + o[None, :, None]) * sz + o[None, None, :]).reshape(-1)
-
-
-def _reference_slabs(shape, n: int, step: int):
-    """Corners of reference cubes (every `step` voxels, the last corner always included),
-    in slabs along the first axis of about SLAB_VOXELS voxels each: per slab, the corners'
-    ticks along each axis (their grid is every combination, C order)."""
-    axes = []
-    for size in shape:
-        last = size - n
-        ticks = list(range(0, last + 1, step))
-        if ticks[-1] != last:
-            ticks.append(last)
-        axes.append(torch.tensor(ticks))
-    rows = max(1, SLAB_VOXELS // (shape[1] * shape[2] * step))
-    for first in range(0, len(axes[0]), rows):
-        yield axes[0][first : first + rows], axes[1], axes[2]
-
-
-def _match(x: torch.Tensor, ticks, n: int, radius: int, k: int) -> torch.Tensor:
-    """For the reference corners of one slab (the grid of `ticks`, C order), the flat
-    corners (voxel index of the cube's first voxel) of their k nearest cubes within the
-    search window, nearest first.
-
-    Distances are computed at the reference corners only (strided box sums of views),
-    against the slab padded by the search radius with inf (a cube leaving the volume is
-    never nearer); candidates are kept in a pool of `_POOL_PLANES` planes of offsets and
-    cut to the k nearest, unsorted, when it is full. (Whole-slab box sums, shifted copies
-    and a sorted cut per plane were half of the filter's time: 2.6x slower.)"""
-    s0, sy, sz = x.shape
-    tx, ty, tz = (t.to(x.device) for t in ticks)
-    x0, r = int(tx[0]), radius
-    rows = int(tx[-1]) - x0 + n
-    a = x[x0 : x0 + rows]
-    lo, hi = max(x0 - r, 0), min(x0 + rows + r, s0)
-    padded = torch.full((rows + 2 * r, sy + 2 * r, sz + 2 * r), float("inf"), device=x.device)
-    padded[lo - x0 + r : hi - x0 + r, r : r + sy, r : r + sz] = x[lo:hi]
-    local = (tx - x0, ty, tz)
-    refs = len(tx) * len(ty) * len(tz)
-    side = 2 * r + 1
-    plane = side * side  # offsets per value of the first axis' offset
-    pool = torch.empty((k + _POOL_PLANES * plane, refs), device=x.device)
-    ids = torch.empty((k + _POOL_PLANES * plane, refs), dtype=torch.int32, device=x.device)
-    pool[:k] = float("inf")
-    ids[:k] = 0
-    filled = k
-    for dx in range(-r, r + 1):
-        for dy in range(-r, r + 1):
-            for dz in range(-r, r + 1):
-                shifted = padded[r + dx : r + dx + rows, r + dy : r + dy + sy, r + dz : r + dz + sz]
-                if dx == dy == dz == 0:  # the reference itself: first in its group, even
-                    pool[filled] = -1.0  # among ties (a flat region), so every voxel is covered
-                else:
-                    d = a - shifted
-                    pool[filled] = _strided_box_sum(d.square_(), local, n).reshape(-1)
-                ids[filled] = ((dx + r) * side + dy + r) * side + dz + r
-                filled += 1
-        if filled == len(pool) or dx == r:
-            best, order = torch.topk(pool[:filled], k, dim=0, largest=False, sorted=False)
-            ids[:k] = torch.gather(ids[:filled], 0, order)
-            pool[:k] = best
-            filled = k
-    _, order = torch.sort(pool[:k], dim=0)  # nearest first: stage 1's DCT across the group
-    chosen = torch.gather(ids[:k], 0, order).long().T  # (R, k) offset ids
-    grid = torch.meshgrid(tx, ty, tz, indexing="ij")
-    corner = []
-    for axis, (g, limit) in enumerate(zip(grid, (s0 - n, sy - n, sz - n), strict=True)):
-        offset = chosen // side ** (2 - axis) % side - r
-        corner.append((g.reshape(-1, 1) + offset).clamp(0, limit))
-    return (corner[0] * sy + corner[1]) * sz + corner[2]
-
-
-def _strided_box_sum(x: torch.Tensor, ticks, n: int) -> torch.Tensor:
-    """Sum over the n^3 cube at each corner of the grid of `ticks` (one tensor per axis:
-    every `step` voxels from 0, then perhaps the last corner): separable, each axis summed
-    at its ticks only (strided views), so later axes work on fewer voxels."""
-    for axis, t in enumerate(ticks):
-        count = len(t)
-        step = int(t[1] - t[0]) if count > 1 else 1
-        regular = count if int(t[-1]) == step * (count - 1) else count - 1
-        index = [slice(None)] * 3
-        total = None
-        for j in range(n):
-            index[axis] = slice(j, j + step * (regular - 1) + 1, step)
-            view = x[tuple(index)]
-            total = view.clone() if total is None else total.add_(view)
-        if regular < count:  # the last corner, off the step
-            last = x.narrow(axis, int(t[-1]), n).sum(dim=axis, keepdim=True)
-            total = torch.cat([total, last], axis)
-        x = total
-    return x
 
 
 def _window(n: int, beta: float) -> torch.Tensor:

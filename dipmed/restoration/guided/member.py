@@ -36,7 +36,9 @@ from dipmed.restoration.guided.tiles import (
 )
 from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size
 from dipmed.restoration.noise.model import NoiseModel
-from dipmed.restoration.runtime.checkpoint import Checkpoint, host_copy
+from dipmed.restoration.runtime.checkpoint import Checkpoint
+from dipmed.restoration.runtime.context import NoCheckpoint
+from dipmed.restoration.runtime.training import Resumable, to_device
 
 _OUTPUT_SCALE = 1e-3  # the generator's last layer starts near zero: the first x is g
 _PATCH_DRAWS = 32  # draws for a patch holding trained voxels before one without is taken
@@ -79,23 +81,45 @@ def fit_member(
     `progress(step, sure)` after each step; `rendering(done, total)` counts the tiles.
     With a `checkpoint`, the fit's state is saved under `key` when it is due, and a state
     found there is resumed from (raises Interrupted after a save on a stop request)."""
-    # The member sees the volume flipped: each patch or tile is flipped on its way into
-    # the network and back on its way out (a flip is its own inverse), so the volume
-    # itself is never copied.
+    U = torch.from_numpy(np.ascontiguousarray(u, dtype=np.float32))[None, None]
+    G = torch.from_numpy(np.ascontiguousarray(guide, dtype=np.float32))[None, None]
+    net, correction = _network(network, seed, flip, float(U.abs().max()) or 1.0, settings, device)
+    whole = covers(u.shape, settings.patch)
+    fit = _fit_whole if whole else _fit_patches
+    H = torch.from_numpy(roles)[None, None]
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    saver = Resumable(checkpoint or NoCheckpoint(), key, key, net, optimizer, generator)
+    out, losses = fit(U, G, H, net, correction, model, settings, device, progress, saver)
+    divergence = None
+    if whole:  # the average of the iterates and its divergence terms
+        out, divergence = out[:, :1], out[0, 1].numpy()
+    size = patch_shape(u.shape, settings.patch if whole else render_side(settings.patch))
+    shifted = torch.from_numpy(probe())[None, None].mul_(probe_step).add_(U)
+    plain, change = _rendered(correction, U, shifted, H, size, device, rendering)
+    del shifted
+    if not whole:
+        out = plain.add_(G)
+    del plain, U, G
+    curves = np.asarray(losses, dtype=np.float64).reshape(-1, 2)
+    return out[0, 0].cpu().numpy(), change[0, 0].cpu().numpy(), curves, divergence
+
+
+def _network(network: NetworkConfig, seed: int, flip, scale: float, settings, device):
+    """The member's BasicUNet (its last layer near zero: the first x is g) and its
+    correction f(x), on the volume flipped as the member asks: each patch or tile is
+    flipped on its way into the network and back on its way out (a flip is its own
+    inverse), so the volume itself is never copied."""
     dims = [2 + d for d in flip]
 
     def flipped(t):
         return torch.flip(t, dims) if dims else t
 
-    U = torch.from_numpy(np.ascontiguousarray(u, dtype=np.float32))[None, None]
-    G = torch.from_numpy(np.ascontiguousarray(guide, dtype=np.float32))[None, None]
-    scale = float(U.abs().max()) or 1.0
     torch.manual_seed(seed)
     net = build_generator(3, replace(network, input_channels=1, norm="instance")).to(device)
     with torch.no_grad():
         net.final_conv.weight.mul_(_OUTPUT_SCALE)
         net.final_conv.bias.zero_()
-
     bf16 = settings.precision == "bf16"  # SURE and the averages stay in fp32
 
     def correction(x):
@@ -106,36 +130,26 @@ def fit_member(
             out = net(flipped(padded))
         return scale * flipped(out.float())[..., : shape[0], : shape[1], : shape[2]]
 
-    whole = covers(u.shape, settings.patch)
-    fit = _fit_whole if whole else _fit_patches
-    saver = _Saver(checkpoint, key)
-    H = torch.from_numpy(roles)[None, None]
-    out, losses = fit(U, G, H, net, correction, model, settings, seed, device, progress, saver)
-    divergence = None
-    if whole:  # the average of the iterates and its divergence terms
-        out, divergence = out[:, :1], out[0, 1].numpy()
-    size = patch_shape(u.shape, settings.patch if whole else render_side(settings.patch))
-    tiles = tile_count(u.shape, size)
+    return net, correction
+
+
+def _rendered(correction, U, shifted, H, size, device, rendering):
+    """(f(u), f(u + eps b) - f(u)) over the whole volume in tiles, both 0 on the ignored
+    voxels (the member is the guide there); in place where it can be: each whole-volume
+    temporary counts at the peak."""
+    tiles = tile_count(U.shape[2:], size)
     counts = [
         None if rendering is None else (lambda d, t, k=k: rendering(k * tiles + d, 2 * t))
         for k in range(2)
     ]
     with torch.no_grad():
-        # in place where it can be: each whole-volume temporary counts at the peak
-        shifted = torch.from_numpy(probe())[None, None].mul_(probe_step).add_(U)
         change = render(correction, shifted, size, device=device, report=counts[0])
-        del shifted
         plain = render(correction, U, size, device=device, report=counts[1])
-        ignored = H == IGNORED  # the member is the guide there
+        ignored = H == IGNORED
         plain.masked_fill_(ignored, 0.0)
         change.masked_fill_(ignored, 0.0)
-        del ignored
         change -= plain
-        if not whole:
-            out = plain.add_(G)
-        del plain, U, G
-    curves = np.asarray(losses, dtype=np.float64).reshape(-1, 2)
-    return out[0, 0].cpu().numpy(), change[0, 0].cpu().numpy(), curves, divergence
+    return plain, change
 
 
 def _sure(U, x, x_eps, b, roles, model, epsilon):
@@ -152,16 +166,17 @@ def _sure(U, x, x_eps, b, roles, model, epsilon):
     return loss, held_sure, divergence
 
 
-def _fit_whole(U, G, H, net, correction, model, settings, seed, device, progress, saver):
+def _fit_whole(U, G, H, net, correction, model, settings, device, progress, saver):
     """Whole-volume steps; the output: the moving average of the iterates, and the same
     average of the steps' divergence terms (S b)(x(u + eps b) - x(u)) / eps, the
     average's own divergence (the last weights' change is not: benchmarks/README.md)."""
     U, G, H = U.to(device), G.to(device), H.to(device)
     ignored = H == IGNORED
-    optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    optimizer, generator = saver.optimizer, saver.generator
     averages, losses = torch.zeros((1, 2, *U.shape[2:]), device=device), []  # x, divergence
-    averages, losses, first = saver.resume(net, optimizer, generator, averages, losses)
+    saved, first = saver.resume()
+    if saved is not None:
+        averages, losses = saved["average"].to(device), list(saved["losses"])
     for iteration in range(first, settings.iterations + 1):
         b = torch.randn(U.shape, generator=generator).to(device)
         x = _member(G, U, correction, ignored)
@@ -174,18 +189,19 @@ def _fit_whole(U, G, H, net, correction, model, settings, seed, device, progress
             averages.lerp_(torch.cat([x, divergence], dim=1), 1 - settings.ema)
         losses.append((float(sure.detach()), held))
         progress(iteration, losses[-1][0])
-        saver.step(iteration, net, optimizer, generator, averages, losses)
+        saver.save(iteration, average=averages, losses=losses)
     averages /= 1 - settings.ema**settings.iterations
     return averages.cpu(), losses
 
 
-def _fit_patches(U, G, H, net, correction, model, settings, seed, device, progress, saver):
+def _fit_patches(U, G, H, net, correction, model, settings, device, progress, saver):
     """One random patch per step; the weights' moving average is loaded at the end."""
-    optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    optimizer, generator = saver.optimizer, saver.generator
     size = patch_shape(U.shape[2:], settings.patch)
-    averaged = [p.detach().clone() for p in net.parameters()]
-    averaged, losses, first = saver.resume(net, optimizer, generator, averaged, [])
+    averaged, losses = [p.detach().clone() for p in net.parameters()], []
+    saved, first = saver.resume()
+    if saved is not None:
+        averaged, losses = to_device(saved["average"], device), list(saved["losses"])
     for iteration in range(first, settings.iterations + 1):
         where = _patch_with_trained_voxels(H, size, generator)
         u, g, h = U[where].to(device), G[where].to(device), H[where].to(device)
@@ -202,7 +218,7 @@ def _fit_patches(U, G, H, net, correction, model, settings, seed, device, progre
                 mean.lerp_(p, 1 - settings.ema)
         losses.append((float(sure.detach()), held))
         progress(iteration, losses[-1][0])
-        saver.step(iteration, net, optimizer, generator, averaged, losses)
+        saver.save(iteration, average=averaged, losses=losses)
     with torch.no_grad():
         for mean, p in zip(averaged, net.parameters(), strict=True):
             p.copy_(mean)
@@ -235,48 +251,6 @@ def _step_if_finite(optimizer: torch.optim.Optimizer) -> bool:
         return False
     optimizer.step()
     return True
-
-
-class _Saver:
-    """A member fit's state in a checkpoint: weights, optimiser, average (the iterates' or
-    the weights'), random generator, step and curve; saved when the checkpoint is due."""
-
-    def __init__(self, checkpoint: Checkpoint | None, key: str):
-        self.checkpoint, self.key = checkpoint, key
-
-    def resume(self, net, optimizer, generator, average, losses):
-        """(average, losses, first step) from a saved state, or as given (step 1)."""
-        state = self.checkpoint.get(self.key) if self.checkpoint else None
-        if state is None:
-            return average, losses, 1
-        net.load_state_dict(state["net"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        if isinstance(average, list):
-            average = [
-                a.to(p.device) for a, p in zip(state["average"], net.parameters(), strict=True)
-            ]
-        else:
-            average = state["average"].to(average.device)
-        return average, list(state["losses"]), state["step"] + 1
-
-    def step(self, step, net, optimizer, generator, average, losses) -> None:
-        if self.checkpoint is None or not self.checkpoint.due():
-            return
-        self.checkpoint.keep(
-            self.key,
-            host_copy(
-                {
-                    "step": step,
-                    "net": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(),
-                    "average": average,
-                    "losses": losses,
-                }
-            ),
-            f"at step {step} of {self.key}",
-        )
 
 
 def correlate(b: torch.Tensor, model: NoiseModel) -> torch.Tensor:

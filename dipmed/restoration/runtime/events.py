@@ -25,11 +25,11 @@ class Stage:
     total: int = 0
 
 
-Report = Callable[[Progress | Stage], None]
+Listener = Callable[[Progress | Stage], None]  # what a run tells as it goes
 
 
-def stage_parts(report: Report | None, name: str) -> Callable[[int, int], None] | None:
-    """A (done, total) callback that reports Stage(name, done, total), or None."""
-    if report is None:
+def stage_parts(listener: Listener | None, name: str) -> Callable[[int, int], None] | None:
+    """A (done, total) callback that tells `listener` Stage(name, done, total), or None."""
+    if listener is None:
         return None
-    return lambda done, total: report(Stage(name, done, total))
+    return lambda done, total: listener(Stage(name, done, total))

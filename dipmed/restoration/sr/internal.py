@@ -29,8 +29,10 @@ from scipy.ndimage import zoom
 
 from dipmed.restoration.networks import NetworkConfig, build_generator, padded_size
 from dipmed.restoration.operators import Downsample, apply
-from dipmed.restoration.runtime.checkpoint import Checkpoint, host_copy
-from dipmed.restoration.runtime.events import Progress, Report, Stage
+from dipmed.restoration.runtime.checkpoint import Checkpoint
+from dipmed.restoration.runtime.context import NoCheckpoint
+from dipmed.restoration.runtime.events import Listener, Progress, Stage
+from dipmed.restoration.runtime.training import Resumable
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def internal_sr(
     network: NetworkConfig,
     seed: int,
     device: torch.device,
-    progress: Report | None = None,
+    progress: Listener | None = None,
     checkpoint: Checkpoint | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(the upsampled volume, the L1 loss per step); `spacing` in mm of the acquired grid.
@@ -83,7 +85,16 @@ def internal_sr(
     net = build_generator(2, replace(network, input_channels=1, norm="instance")).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     generator = torch.Generator().manual_seed(seed)
-    losses, first = _resume(checkpoint, net, optimizer, generator)
+    saver = Resumable(
+        checkpoint or NoCheckpoint(),
+        "internal",
+        "the internal super-resolution",
+        net,
+        optimizer,
+        generator,
+    )
+    saved, first = saver.resume()
+    losses = [] if saved is None else list(saved["losses"])
     start = time.perf_counter()
     # a multiple of 16 (the network's grid); `applies` keeps the slices >= 32
     side = max(16, min(settings.patch, *(min(a.shape) for a, _ in pairs)) // 16 * 16)
@@ -97,7 +108,7 @@ def internal_sr(
         losses.append(float(loss.detach()))
         if progress:
             progress(Progress(step, settings.steps, losses[-1], time.perf_counter() - start))
-        _save(checkpoint, step, net, optimizer, generator, losses)
+        saver.save(step, losses=losses)
     if progress:
         progress(Stage("rendering the planes across the slices"))
     up = upsample_cubic(measured, factors)
@@ -180,31 +191,3 @@ def _render(net, up, axis, other, per_batch, device) -> np.ndarray:
             y = x + net(F.pad(x, pad, mode="replicate"))[..., :n0, :n1]
             out[start : start + per_batch] = y[:, 0].cpu().numpy()
     return np.transpose(out, np.argsort((rest, axis, other)))
-
-
-def _resume(checkpoint, net, optimizer, generator) -> tuple[list, int]:
-    state = checkpoint.get("internal") if checkpoint else None
-    if state is None:
-        return [], 1
-    net.load_state_dict(state["net"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"])
-    return list(state["losses"]), state["step"] + 1
-
-
-def _save(checkpoint, step, net, optimizer, generator, losses) -> None:
-    if checkpoint is None or not checkpoint.due():
-        return
-    checkpoint.keep(
-        "internal",
-        host_copy(
-            {
-                "step": step,
-                "net": net.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(),
-                "losses": losses,
-            }
-        ),
-        f"at step {step} of the internal super-resolution",
-    )

@@ -1,0 +1,151 @@
+"""The deep-prior members of guided denoising, fitted one after another (each resumable
+and kept in the checkpoint when done): their mean pilots the final stage, their spread
+adds to the uncertainty."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from dipmed.restoration.guided.member import IGNORED, fit_member, held_out_half
+from dipmed.restoration.guided.risk import EPSILON, probe
+from dipmed.restoration.guided.stabiliser import Stabiliser
+from dipmed.restoration.noise.model import NoiseModel
+from dipmed.restoration.runtime.events import Progress
+
+_FLIPS = ((), (0,), (1,), (2,), (0, 1), (1, 2), (0, 2), (0, 1, 2))
+_DARK_SIGMAS = 2.0  # MR: voxels whose guide is below this many sigma are out of the SURE
+_MIN_BRIGHT = 0.05  # ... unless fewer than this fraction of the voxels would be left
+
+
+@dataclass
+class Members:
+    """The members' outcome: their mean (the final stage's pilot), its change along the
+    probe, its held-out risk, the spread, and each member's SURE curve."""
+
+    pilot: np.ndarray | None = None
+    change: np.ndarray | None = None  # the members' own change along the probe (mean)
+    divergence: np.ndarray | None = None  # fitted whole: their steps' divergence terms (mean)
+    risk: float | None = None
+    spread: np.ndarray | None = None
+    curves: list | None = None
+    roles: np.ndarray | None = None  # each voxel's role in the members' SURE
+
+
+def fit_members(u, guide, stabiliser, model, settings, network, seed, context) -> Members:
+    """Fit the members (or take them from the checkpoint); their mean, change, spread."""
+    count = settings.members if settings.fits_members else 0
+    out = Members(curves=[])
+    if not count:
+        return out
+    roles = member_roles(guide, stabiliser, model, seed)
+    members, fit_at = [], time.perf_counter()  # the steps' ETA counts from here
+    for m in range(count):
+        member, change, curve, divergence = _member(
+            m, u, guide, roles, model, settings, network, seed, context, fit_at
+        )
+        members.append(member)
+        if out.change is None:
+            out.change = change
+        else:
+            out.change += change  # in place: one whole-volume array less at the peak
+        if divergence is not None:  # fitted whole (a small volume): the average's own
+            out.divergence = divergence if out.divergence is None else out.divergence + divergence
+        out.curves.append(curve)
+        del member, change, divergence
+    out.pilot = _mean(members)
+    out.change /= len(members)
+    if out.divergence is not None:
+        out.divergence /= len(members)
+    out.roles = roles
+    # one member: the spread of the pair it and the guide, the estimators the final stage saw
+    out.spread = _spread(members if len(members) > 1 else [*members, guide], stabiliser.inverse)
+    return out
+
+
+def member_roles(
+    guide: np.ndarray, stabiliser: Stabiliser, model: NoiseModel, seed: int
+) -> np.ndarray:
+    """Each voxel's role in the members' SURE: a random half held out (no member trains
+    on it; the members' risk is read there) and, for MR with white noise, the dark voxels
+    in neither.
+
+    Dark: the guide below `_DARK_SIGMAS` noise sigmas (image units). There the stabilised
+    noise is far from Gaussian (the VST of near-Rayleigh data is bounded below and
+    skewed), SURE is biased, and a network trained on it learns to exploit the bias on
+    every voxel (both halves' SURE fell to -1.5 on `make run`'s MR phantom). Kept in when
+    fewer than `_MIN_BRIGHT` of the voxels are not dark, and for correlated noise, where
+    leaving the air out made the members memorise faster (benchmarks/README.md).
+    """
+    roles = held_out_half(guide.shape, seed)
+    if stabiliser.rician and model.white:
+        dark = guide < stabiliser.level(_DARK_SIGMAS * stabiliser.sigma)
+        if dark.mean() <= 1.0 - _MIN_BRIGHT:
+            roles[dark] = IGNORED
+    return roles
+
+
+def _member(m, u, guide, roles, model, settings, network, seed, context, fit_at):
+    """Member m: taken from the checkpoint, or fitted (resumed from its saved state when
+    there is one) and then kept there."""
+    key, checkpoint = f"member{m}", context.checkpoint
+    done = checkpoint.get(key)
+    if done is not None:
+        context.stage(f"member {m + 1} of {settings.members}: taken from the checkpoint")
+        return done
+    state = checkpoint.get(f"{key}-fit")
+    if state is not None:
+        context.stage(f"member {m + 1} of {settings.members}: resuming from step {state['step']}")
+    del state
+    total = settings.members * settings.iterations
+
+    def told(i, loss):
+        elapsed = time.perf_counter() - fit_at
+        context.listener(Progress(m * settings.iterations + i, total, loss, elapsed))
+
+    done = fit_member(
+        u,
+        guide,
+        model,
+        settings,
+        network,
+        roles=roles,
+        seed=seed + m,
+        flip=_FLIPS[m % len(_FLIPS)],
+        device=context.device,
+        probe=lambda: probe(u.shape),
+        probe_step=EPSILON,
+        progress=told,
+        rendering=context.parts(f"member {m + 1} of {settings.members}: tiles"),
+        checkpoint=checkpoint,
+        key=f"{key}-fit",
+    )
+    checkpoint.drop(f"{key}-fit")
+    context.checkpoint.keep(key, done, f"after {key}")
+    return done
+
+
+def _mean(arrays: list[np.ndarray]) -> np.ndarray:
+    """The voxel-wise mean, summed in place (np.mean would stack them: a copy of all)."""
+    total = arrays[0].copy()
+    for a in arrays[1:]:
+        total += a
+    total /= len(arrays)
+    return total
+
+
+def _spread(members: list[np.ndarray], inverse) -> np.ndarray:
+    """The variance across the members in image units, per voxel (two passes, in place)."""
+    mean = inverse(members[0])
+    for x in members[1:]:
+        mean += inverse(x)
+    mean /= len(members)
+    variance = np.zeros_like(mean)
+    for x in members:
+        d = inverse(x)
+        d -= mean
+        variance += np.square(d, out=d)
+    variance /= len(members)
+    return variance

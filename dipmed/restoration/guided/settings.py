@@ -1,0 +1,69 @@
+"""Guided denoising's settings, quality presets, and result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, Literal
+
+import numpy as np
+
+Quality = Literal["fast", "default", "best"]
+Guide = Literal["collaborative", "bm4d"]
+Precision = Literal["fp32", "bf16"]
+
+QUALITY = {  # preset -> (deep-prior members, SURE steps per member); benchmarks/README.md
+    "fast": (0, 0),  # the open guide alone, no member, no final stage
+    "default": (1, 60),  # one member piloting the final stage
+    "best": (3, 150),  # three members: the best measured quality, ~5x default's time
+}
+
+
+@dataclass(frozen=True)
+class GuidedSettings:
+    quality: Quality = "default"  # the preset (QUALITY): members and steps when unset
+    guide: Guide = "collaborative"  # open; bm4d: optional, non-commercial licence
+    members: int | None = None  # deep-prior members (a seed and a flip each); None: the preset's
+    iterations: int | None = None  # SURE steps per member; None: the preset's
+    learning_rate: float = 0.001  # Adam step size
+    epsilon: float = 0.1  # finite-difference step for the divergence (noise stds)
+    ema: float = 0.99  # moving average of the iterates (of the weights when in patches)
+    patch: int = 64  # side of the patches fitted (voxels); a smaller volume is fitted whole
+    precision: Precision = "fp32"  # bf16: the members' network under bf16 autocast
+
+    @property
+    def fits_members(self) -> bool:
+        """Whether members are fitted (resolved settings); False: the guide alone."""
+        return bool(self.members) and bool(self.iterations)
+
+    def resolved(self) -> GuidedSettings:
+        """Members and steps filled in from the quality preset where they are unset."""
+        members, steps = QUALITY[self.quality]
+        return replace(
+            self,
+            members=members if self.members is None else self.members,
+            iterations=steps if self.iterations is None else self.iterations,
+        )
+
+
+@dataclass(frozen=True)
+class GuidedResult:
+    """What guided denoising returned and how it chose it."""
+
+    method: ClassVar[str] = "guided"
+    estimate: np.ndarray  # image units
+    uncertainty: np.ndarray  # image units, per voxel
+    guide: np.ndarray  # image units
+    chosen: str  # "final" | "guide" | "input"
+    settings: GuidedSettings  # resolved: members, steps per member, patch
+    noise_source: str  # "air" | "wavelet" | "given" (NoiseModel.source)
+    noise_correlated: bool
+    risks: dict = field(default_factory=dict)  # SURE per candidate (stabilised units)
+    # per member, its SURE per step (steps x 2: the trained half's, the held-out half's)
+    member_curves: tuple = field(default=(), repr=False)
+    seconds: float = 0.0
+    candidates: dict = field(default_factory=dict, repr=False)  # name -> image units
+    stage_seconds: dict = field(default_factory=dict)  # stage -> wall-clock seconds
+
+    @property
+    def members(self) -> int:
+        return len(self.member_curves)

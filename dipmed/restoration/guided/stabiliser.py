@@ -1,0 +1,54 @@
+"""The stabilised domain of guided denoising: unit-variance noise, and its spectrum."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dipmed.restoration.guided import collaborative
+from dipmed.restoration.noise.model import NoiseModel, cube_covariance
+from dipmed.restoration.noise.vst import RicianVST
+
+
+class Stabiliser:
+    """y (image units) <-> u (unit-variance noise)."""
+
+    def __init__(self, model: NoiseModel, modality: str):
+        self.rician = modality == "MR"
+        self.sigma = model.sigma
+        self._vst = RicianVST(model.sigma)
+
+    def forward(self, y: np.ndarray) -> np.ndarray:
+        return self._vst.forward(y) if self.rician else (y / self.sigma).astype(np.float32)
+
+    def inverse(self, u: np.ndarray) -> np.ndarray:
+        return self._vst.inverse(u) if self.rician else (u * self.sigma).astype(np.float32)
+
+    def level(self, image: float) -> float:
+        """The stabilised value whose inverse is `image` (image units; the inverse is
+        monotone)."""
+        if not self.rician:
+            return image / self.sigma
+        grid = np.linspace(-4.0, 8.0 + image / self.sigma, 4096, dtype=np.float32)
+        return float(np.interp(image, self.inverse(grid), grid))
+
+    def slope(self, u: np.ndarray) -> np.ndarray:
+        """d(image)/du at u: converts stabilised errors to image units."""
+        step = 0.05
+        return (self.inverse(u + step) - self.inverse(u - step)) / (2 * step)
+
+
+def coefficient_variances(model: NoiseModel):
+    n = collaborative.CollaborativeSettings().cube
+    if model.white:
+        return 1.0
+    return collaborative.coefficient_variances(cube_covariance(model.correlation, n), n)
+
+
+def psd(model: NoiseModel, shape) -> np.ndarray:
+    """The noise power spectrum on the volume's grid (BM4D's sigma_psd form)."""
+    kernel = np.zeros(shape)
+    c = model.correlation
+    lag = c.shape[0] // 2
+    for index in np.ndindex(c.shape):
+        kernel[tuple(i - lag for i in index)] = c[index]
+    return np.abs(np.fft.fftn(kernel))
