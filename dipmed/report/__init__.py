@@ -74,7 +74,7 @@ def _internal_charts(report: dict) -> list[str]:
     curve = report["fit"]["curve"]
     line = Line("L1 loss", curve["loss"], "#6a1b9a")
     title = "Training loss per step (L1, normalised units): the scan's own slices"
-    return [chart(title, curve["iteration"], [line], [], y_label="loss")]
+    return [chart(title, curve["iteration"], [line], [], y_label="loss", x_label="step")]
 
 
 _MEMBER_COLOURS = (("#6a1b9a", "#ef6c00"), ("#1565c0", "#c62828"), ("#2e7d32", "#8d6e63"))
@@ -94,7 +94,7 @@ def _guided_charts(report: dict) -> list[str]:
         lines.append(Line(f"{name}trained half (the loss)", member["trained"], trained))
         lines.append(Line(f"{name}held-out half (never trained on)", member["held_out"], held))
     title = "Members' SURE per step (stabilised units; the input scores 1)"
-    return [chart(title, members[0]["step"], lines, [], y_label="SURE")]
+    return [chart(title, members[0]["step"], lines, [], y_label="SURE", x_label="step")]
 
 
 _CHARTS = {"dip": _dip_charts, "internal": _internal_charts, "guided": _guided_charts}

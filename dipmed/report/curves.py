@@ -49,11 +49,19 @@ class _Axes:
         return HEIGHT - BOTTOM - (self.ty(v) - self.y_lo) / (self.y_hi - self.y_lo) * PLOT_H
 
 
-def chart(title: str, x: list[float], lines: list[Line], marks: list[Mark], *, y_label: str) -> str:
+def chart(
+    title: str,
+    x: list[float],
+    lines: list[Line],
+    marks: list[Mark],
+    *,
+    y_label: str,
+    x_label: str = "iteration",
+) -> str:
     """An SVG chart of `lines` over `x`; the y axis is logarithmic when the data span more
     than a decade."""
     axes = _axes(x, lines, marks)
-    parts = [_frame(title, y_label, axes.log), *_ticks(axes)]
+    parts = [_frame(title, x_label, y_label, axes.log), *_ticks(axes)]
     parts += [_mark(mark, axes) for mark in marks]
     for n, line in enumerate(lines):
         keep = [(a, b) for a, b in zip(x, line.y, strict=True) if _drawable(b, axes.log)]
@@ -95,7 +103,7 @@ def _span(values: np.ndarray) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _frame(title: str, y_label: str, log: bool) -> str:
+def _frame(title: str, x_label: str, y_label: str, log: bool) -> str:
     bottom, middle = HEIGHT - BOTTOM, TOP + PLOT_H / 2
     return "".join(
         [
@@ -103,7 +111,7 @@ def _frame(title: str, y_label: str, log: bool) -> str:
             _el("text", title, x=LEFT, y=18, font_size=13, font_weight="bold"),
             _el("line", x1=LEFT, y1=TOP, x2=LEFT, y2=bottom, stroke="#444"),
             _el("line", x1=LEFT, y1=bottom, x2=WIDTH - RIGHT, y2=bottom, stroke="#444"),
-            _el("text", "iteration", x=LEFT + PLOT_W / 2, y=HEIGHT - 6, **_small("middle")),
+            _el("text", x_label, x=LEFT + PLOT_W / 2, y=HEIGHT - 6, **_small("middle")),
             _el(
                 "text",
                 y_label + (" (log scale)" if log else ""),

@@ -63,8 +63,8 @@ def render(report: dict, figures: list[Figure], charts: list[str], methods: str)
 def _headline(report: dict) -> str:
     fit, i, o = report["fit"], report["input"], report["output"]
     stop = (
-        f"stopped by the {fit['rule']['name']} rule at iteration {fit['stop_iteration']}"
-        if fit["stop_iteration"]
+        f"stopped by the {fit['rule']['name']} rule at iteration {fit.get('stop_iteration')}"
+        if fit.get("stop_iteration")
         else f"ran to the {fit['stop_reason'].replace('_', ' ')} ({fit['iterations']} iterations)"
     )
     if fit["rule"]["name"] == "internal":
@@ -186,7 +186,7 @@ def _fit_table(fit: dict) -> str:
         "peak_gpu_memory_bytes",
         "peak_host_memory_bytes",
     )
-    rows = [(k.replace("_", " "), _number(fit.get(k), 4)) for k in keys]
+    rows = [(k.replace("_", " "), _number(fit[k], 4)) for k in keys if k in fit]
     rows += [(f"rule {k.replace('_', ' ')}", _number(v, 4)) for k, v in fit["rule"].items()]
     return _table(rows)
 

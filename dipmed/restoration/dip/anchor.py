@@ -83,8 +83,8 @@ def sr_anchor(
       shortened to land on that level. It copies noise into x: on raw noisy slices it
       left the CT sample's residual flagged, hence only after denoising.
     - Below sigma^2 (noisy thick slices: A(trilinear(y)) is a smoothed y): the narrowest
-      Gaussian (output voxels) whose misfit exceeds sigma^2 (on a 5 % Rician MNI crop, x2:
-      30.1 dB instead of 26.8 dB). Noise-free data keep plain trilinear.
+      Gaussian (output voxels) whose misfit exceeds sigma^2, so that the stop rule has a
+      descent to watch. Noise-free data keep plain trilinear.
     """
     up = upsample_linear(measured, out_shape)
     if operator is None:

@@ -19,6 +19,7 @@ from dipmed.restoration.dip.losses import Loss
 from dipmed.restoration.dip.prior import DeepPrior
 from dipmed.restoration.runtime.context import NoCheckpoint
 from dipmed.restoration.runtime.events import Progress
+from dipmed.restoration.runtime.precision import autocast, step_if_finite
 from dipmed.restoration.runtime.training import Resumable, to_device
 
 STEP_VOXELS = 2**20  # 2D mode, batch_slices 0: about this many output voxels per step
@@ -178,7 +179,7 @@ def _epoch(prior, current, measurement, operator, loss_fn, optimizer, settings, 
 def _step(prior, index, measurement, operator, loss_fn, optimizer, perturb, generator, device):
     target = measurement if index is None else measurement.index_select(2 + prior.axis, index)
     op = operator if index is None else operator.take(prior.axis, index)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with autocast(device, device.type == "cuda"):  # runtime.precision: bf16 on CUDA
         out = prior(index, perturb=perturb, generator=generator)
     out = out.float()
     predicted = op.forward(out)
@@ -186,7 +187,7 @@ def _step(prior, index, measurement, operator, loss_fn, optimizer, perturb, gene
     misfit = torch.mean((predicted.detach() - target) ** 2)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    optimizer.step()
+    step_if_finite(optimizer)
     return out.detach(), float(loss.detach()), float(misfit)
 
 

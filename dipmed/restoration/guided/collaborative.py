@@ -45,15 +45,14 @@ _BATCH_COPIES = 10  # grouped tensors alive at once in a batch (values, coeffici
 class CollaborativeSettings:
     cube: int = 4  # cube side (voxels)
     step: int = 2  # distance between reference cubes (voxels)
-    step_guide_bayes: int = 3  # ... in `denoise`'s Bayes stage (the guide's): 2.3x faster than 2,
-    # MSE +0.8 % on the benchmark crops (benchmarks/README.md, issue 22)
+    step_guide_bayes: int = 3  # ... in `denoise`'s Bayes stage (the guide's): faster, the
+    # final stage keeps `step`
     search: int = 5  # search radius (voxels): a window of (2 * search + 1)^3 offsets
-    group: int = 16  # cubes per group, stage 1 (hard thresholding, as BM4D; 32 at 2.9 stds:
-    # benchmarks/README.md, issue 22)
-    group_wiener: int = 32  # cubes per group, stage 2 (Wiener; 32 beat 16 by 0.03-0.23 dB)
-    group_bayes: int = 64  # cubes per group, the Bayes stage (CT crop: 32 / 64 / 96 / 128 tried)
+    group: int = 16  # cubes per group, stage 1 (hard thresholding, as BM4D)
+    group_wiener: int = 32  # cubes per group, stage 2 (Wiener)
+    group_bayes: int = 64  # cubes per group, the Bayes stage
     threshold: float = 2.7  # stage 1 hard threshold, in noise stds of each coefficient
-    window: float = 2.0  # Kaiser beta of the aggregation window (BM4D: 2; flat 0 lost 0.06-0.12 dB)
+    window: float = 2.0  # Kaiser beta of the aggregation window (BM4D's; 0 is flat)
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -88,9 +87,9 @@ def denoise(
     device: torch.device | str | None = None,
 ) -> np.ndarray:
     """Two-stage collaborative filtering of `noisy` (3D) with noise of the given spectrum:
-    hard thresholding, then the Bayes stage piloted by its output (as the guide's stage 2
-    on the benchmark's crops, the final result +0.035 to +0.10 dB over the Wiener
-    weights; as the final stage +0.12 to +0.76 dB: benchmarks/README.md).
+    hard thresholding, then the Bayes stage piloted by its output (in place of BM4D's
+    Wiener weights, which it beat as the guide's stage 2 and as the final stage:
+    benchmarks/README.md, issue 10).
 
     `variances`: a float (white noise of that variance) or the per-coefficient variances
     of a cube's 3D DCT (`coefficient_variances`). With `pilot`, stage 1 is skipped and the
@@ -148,9 +147,8 @@ def bayes(
     """Stage 2 by a Gaussian model of each group (NL-Bayes): groups matched on `pilot`,
     their covariance from the pilot's cubes, their mean from `noisy` (linear in noisy).
 
-    Piloted by the deep prior's members on the benchmark's CT crop (BM4D guide): 49.01 dB
-    against 48.89 for the Wiener weights (benchmarks/README.md, issue 10, sixth and
-    seventh sessions).
+    The pilot's own basis adapts to each group, where the Wiener weights keep the fixed
+    DCT; the comparison is in benchmarks/README.md (issue 10).
     """
     return _piloted(noisy, pilot, variances, settings, report, device, "bayes")
 

@@ -38,6 +38,7 @@ from dipmed.restoration.networks import NetworkConfig, build_generator, padded_s
 from dipmed.restoration.noise.model import NoiseModel
 from dipmed.restoration.runtime.checkpoint import Checkpoint
 from dipmed.restoration.runtime.context import NoCheckpoint
+from dipmed.restoration.runtime.precision import autocast, step_if_finite
 from dipmed.restoration.runtime.training import Resumable, to_device
 
 _OUTPUT_SCALE = 1e-3  # the generator's last layer starts near zero: the first x is g
@@ -126,7 +127,7 @@ def _network(network: NetworkConfig, seed: int, flip, scale: float, settings, de
         shape = x.shape[2:]
         sizes = zip(reversed(shape), (padded_size(n) for n in reversed(shape)), strict=True)
         padded = F.pad(x / scale, [p for n, g in sizes for p in (0, g - n)], mode="replicate")
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with autocast(device, bf16):
             out = net(flipped(padded))
         return scale * flipped(out.float())[..., : shape[0], : shape[1], : shape[2]]
 
@@ -184,7 +185,7 @@ def _fit_whole(U, G, H, net, correction, model, settings, device, progress, save
         sure, held, divergence = _sure(U, x, x_eps, b, H, model, settings.epsilon)
         optimizer.zero_grad(set_to_none=True)
         sure.backward()
-        _step_if_finite(optimizer)
+        step_if_finite(optimizer)
         with torch.no_grad():
             averages.lerp_(torch.cat([x, divergence], dim=1), 1 - settings.ema)
         losses.append((float(sure.detach()), held))
@@ -212,7 +213,7 @@ def _fit_patches(U, G, H, net, correction, model, settings, device, progress, sa
         sure, held, _ = _sure(u, x, x_eps, b, h, model, settings.epsilon)
         optimizer.zero_grad(set_to_none=True)
         sure.backward()
-        _step_if_finite(optimizer)
+        step_if_finite(optimizer)
         with torch.no_grad():
             for mean, p in zip(averaged, net.parameters(), strict=True):
                 mean.lerp_(p, 1 - settings.ema)
@@ -238,19 +239,6 @@ def _patch_with_trained_voxels(roles, size, generator) -> tuple:
         if bool((roles[where] == TRAINED).any()):
             break
     return where
-
-
-def _step_if_finite(optimizer: torch.optim.Optimizer) -> bool:
-    """Adam's step, skipped when a gradient is not finite (as AMP's scaler skips it).
-
-    bf16 autocast on the CPU gave a non-finite gradient now and then (a tiny phantom: 1
-    run in 6, at a random step, the same seed otherwise finite); one such step makes
-    every weight NaN. fp32 never triggers it."""
-    grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
-    if not all(bool(torch.isfinite(g).all()) for g in grads if g is not None):
-        return False
-    optimizer.step()
-    return True
 
 
 def correlate(b: torch.Tensor, model: NoiseModel) -> torch.Tensor:

@@ -3,13 +3,11 @@
 Where the true signal is 0 (air), magnitude data are Rayleigh: mean sigma sqrt(pi / 2),
 std sigma sqrt(2 - pi / 2). A denoised estimate there is a small positive value whose
 error the exact unbiased inverse of the stabilising transform magnifies (its slope is
-steep near 0): on an MNI crop at the edge of the head (94 % air, Rician 5 %) the guide
-left an rms error of 0.021 in the air against BM4D's 0.005 (its own sigma estimate, 10 %
-high, sends almost all air below the inverse's floor). A test per voxel: where the mean
-of the noisy magnitude over the 3^3 neighbourhood lies within `Z` of its standard errors
-of the Rayleigh mean, and the estimate itself is below `LOW` sigma, the estimate is 0.
-That crop: 33.58 -> 42.11 dB over the whole volume, no voxel of the head touched
-(benchmarks/README.md, issue 11).
+steep near 0), and BM4D, whose own noise estimate runs high there, is not left with it.
+A test per voxel: where the mean of the noisy magnitude over the 3^3 neighbourhood lies
+within `Z` of its standard errors of the Rayleigh mean, and the estimate itself is below
+`LOW` sigma, the estimate is 0 (measured on an MNI crop at the edge of the head:
+benchmarks/README.md, issue 11).
 """
 
 from __future__ import annotations

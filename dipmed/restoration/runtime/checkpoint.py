@@ -36,6 +36,7 @@ import torch
 from dipmed.errors import InputError
 
 SUFFIX = ".dipmed-checkpoint"
+FORMAT = 2  # the layout of the saved states (2: `runtime.training`'s); in the fingerprint
 EVERY_S = 300.0  # seconds between saves during a fit
 
 
@@ -199,5 +200,5 @@ def fingerprint(array: np.ndarray, affine: np.ndarray, *parts: object) -> str:
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
     digest.update(np.asarray(affine, dtype=np.float64).tobytes())
-    digest.update(repr((__version__, array.shape, *parts)).encode())
+    digest.update(repr((__version__, FORMAT, array.shape, *parts)).encode())
     return digest.hexdigest()

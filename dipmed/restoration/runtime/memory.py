@@ -17,12 +17,8 @@ batch cap) and FILTER_ARRAYS the arrays alive in the last filter stage (input, s
 data, guide and its terms, final, spread, moved pilot and shifted input, and the stage's
 own two padded volumes, numerator and denominator).
 
-Measured on the 2-core CPU machine, peak RSS of fresh processes (benchmarks/README.md,
-"Memory plan"): steps on 32 / 48 / 64 / 80 / 96^3 patches peaked at 0.69 / 0.94 / 1.38 /
-1.99 / 2.23 GB. With the whole-volume arrays updated in place (MODEL 2), `dipmed denoise`
-of the whole head CT (256x256x108, --report --uncertainty) peaked at 2.06 GB in the last
-filter stage and 1.76 GB while rendering a member: 12 and 9 arrays over the fixed parts,
-as counted above. Before (MODEL 1) the fit held 29 arrays and the filter 24.
+The coefficients are fitted to peak RSS measurements of fresh processes
+(`benchmarks/memory.py`, the figures in benchmarks/README.md, "Memory plan");
 `tests/test_memory_plan.py` checks the model against every measurement of the current
 MODEL. On a GPU the step's share lives in GPU memory; the host keeps the import's
 0.23 GB and the CUDA runtime's 0.5 GB.

@@ -9,9 +9,9 @@ contain the slice axis (two orientations, averaged). No data but the scan, no pr
 weights: internal learning as in ZSSR (Shocher, Cohen, Irani, CVPR 2018) and SMORE (Zhao
 et al., 2020). The caller then projects the result back onto the measured slices.
 
-Whole MNI T1 (197x233x124 at 1.5 mm from 6 mm slices, this 2-core CPU): cubic 30.35 dB,
-without the resampling to the output spacing 28.98 (the anatomy's scale differs), with it
-31.78, and 32.30 once back-projected (benchmarks/README.md, issue 11).
+The slices are resampled to the output's slice spacing first, so that the anatomy has
+the same size in voxels along every axis the network sees (without it, it learns the
+wrong scale: benchmarks/README.md, issue 11).
 
 Arrays in, arrays out: `measured` (normalised units, the acquired grid), result on the
 output grid. One axis may be downsampled; `applies` says whether a volume qualifies.
@@ -32,12 +32,13 @@ from dipmed.restoration.operators import Downsample, apply
 from dipmed.restoration.runtime.checkpoint import Checkpoint
 from dipmed.restoration.runtime.context import NoCheckpoint
 from dipmed.restoration.runtime.events import Listener, Progress, Stage
+from dipmed.restoration.runtime.precision import step_if_finite
 from dipmed.restoration.runtime.training import Resumable
 
 
 @dataclass(frozen=True)
 class InternalSettings:
-    steps: int = 1500  # Adam steps (whole MNI: 1500 took 67 s on the 2-core CPU)
+    steps: int = 1500  # Adam steps
     batch: int = 8  # patches per step
     patch: int = 64  # side of the in-plane patches (clipped to the slices)
     learning_rate: float = 0.001
@@ -104,7 +105,7 @@ def internal_sr(
         loss = torch.mean(torch.abs(inputs + net(inputs) - targets))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        step_if_finite(optimizer)
         losses.append(float(loss.detach()))
         if progress:
             progress(Progress(step, settings.steps, losses[-1], time.perf_counter() - start))
