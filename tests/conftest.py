@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -48,17 +50,22 @@ def write_ct_series(folder: Path, volume: Volume, *, intercept: float = -1024.0,
     return template
 
 
-@pytest.fixture
-def mr_pair(tmp_path):
+def write_mr_pair(folder: Path) -> tuple[Path, Path]:
     """A clean MR phantom (the reference, edges blurred by 1 voxel as partial volume does)
-    and a Rician-noisy copy, 34x30x22 voxels."""
+    and a Rician-noisy copy, 34x30x22 voxels, as NIfTI files in `folder`."""
     clean = gaussian_filter(mr_phantom((34, 30, 22)), 1.0)
     noisy = add_rician_noise(clean, 0.06 * clean.max(), np.random.default_rng(5))
     affine = np.diag([1.1, 0.9, 1.6, 1.0])
-    paths = tmp_path / "clean.nii.gz", tmp_path / "sub-01_T1w.nii.gz"
+    paths = folder / "clean.nii.gz", folder / "sub-01_T1w.nii.gz"
     for path, data in zip(paths, (clean, noisy), strict=True):
         nib.save(nib.Nifti1Image(np.asarray(data, np.float32), affine), path)
     return paths
+
+
+@pytest.fixture
+def mr_pair(tmp_path):
+    """`write_mr_pair` in the test's own folder."""
+    return write_mr_pair(tmp_path)
 
 
 @pytest.fixture
@@ -90,3 +97,11 @@ def run_cli(capsys, *args: object) -> tuple[int, str, str]:
     code = main([os.fspath(a) if isinstance(a, Path) else str(a) for a in args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def run_cli_quietly(*args: object) -> tuple[int, str, str]:
+    """`run_cli` for module-scoped fixtures (no capsys there)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([os.fspath(a) if isinstance(a, Path) else str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import run_cli_quietly, write_mr_pair
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
@@ -60,18 +60,20 @@ def _chromium(tmp_path, *args: str) -> str:
     return done.stdout
 
 
-@pytest.fixture
-def report_folder(tmp_path, capsys, mr_pair):
-    clean, noisy = mr_pair
+@pytest.fixture(scope="module")
+def report_folder(tmp_path_factory):
+    """One guided denoising's report, shared by the browser tests."""
+    tmp_path = tmp_path_factory.mktemp("browser")
+    clean, noisy = write_mr_pair(tmp_path)
     folder = tmp_path / "report"
     args = ["denoise", noisy, tmp_path / "o.nii.gz", "--report", folder]
-    code, _, err = run_cli(capsys, *args, "--reference", clean, "--member-steps", "5")
+    code, _, err = run_cli_quietly(*args, "--reference", clean, "--member-steps", "5")
     assert code == 0, err
     return folder
 
 
 def test_report_loads_with_all_images_in_chromium(tmp_path, report_folder):
-    harness = tmp_path / "harness.html"
+    harness = report_folder.parent / "harness.html"  # beside the report it frames
     harness.write_text(HARNESS)
     dom = _chromium(tmp_path, "--dump-dom", harness.as_uri())
     found = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)

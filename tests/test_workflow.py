@@ -20,8 +20,8 @@ from slurm_cluster import missing, slurm_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("Snakefile", "config", "profiles", "data_samples")
-QUICK = {
-    "restore": {"max_iters": 3, "member_steps": 3},
+QUICK = {  # the plumbing is under test here; the methods are tested on their own
+    "restore": {"max_iters": 3, "quality": "fast"},
     "resources": {"threads": 1, "mem_mb": 2000},
 }
 DAEMONS = ("slurmctld", "slurmd")
