@@ -16,7 +16,7 @@ import torch
 from dipmed import __version__
 from dipmed.config import choices, load_config
 from dipmed.errors import InputError
-from dipmed.io import read_volume, write_volume
+from dipmed.io import output_format, read_volume, write_volume
 from dipmed.io.paths import check_output
 from dipmed.progress import ProgressPrinter
 from dipmed.report import Run, write_report
@@ -151,7 +151,9 @@ def _write_outputs(args, result, volume, task, config, reference, printer) -> No
             args.uncertainty,
             input_path=args.input,
             overwrite=args.overwrite,
+            label="uncertainty (dipmed)",
             derivation="dipmed denoise: per-voxel uncertainty (estimated error std)",
+            number_offset=1001,  # beside the restored series (+ 1000)
         )
     if args.report is not None:
         run = Run(
@@ -193,7 +195,7 @@ def _prepare(args: argparse.Namespace):
     if args.report is not None:
         _check_report_folder(args)
     if getattr(args, "uncertainty", None) is not None:
-        _check_uncertainty(args, config.method)
+        _check_uncertainty(args, config.method, volume)
     bad = int(np.size(volume.array) - np.count_nonzero(np.isfinite(volume.array)))
     if bad:
         raise InputError(
@@ -237,16 +239,20 @@ def _task(args: argparse.Namespace, volume) -> Task:
     return Task("denoise")
 
 
-def _check_uncertainty(args: argparse.Namespace, method: str) -> None:
-    """--uncertainty: denoising with the guided method, a NIfTI path not yet taken."""
+def _check_uncertainty(args: argparse.Namespace, method: str, volume) -> None:
+    """--uncertainty: denoising with the guided method; a NIfTI path, or (DICOM input) a
+    new folder for a derived series, not yet taken."""
     path = args.uncertainty
     if args.command != "denoise" or method != "guided":
         raise InputError(
             "--uncertainty needs denoise with method guided (the default); "
             "drop it for sr, inpaint and method dip"
         )
-    if not path.name.endswith((".nii", ".nii.gz")):
-        raise InputError(f"--uncertainty {path} must end in .nii or .nii.gz")
+    if output_format(path) == "dicom" and volume.meta.source_format != "dicom":
+        raise InputError(
+            f"--uncertainty {path} is a DICOM folder but the input is not DICOM; "
+            "give a path ending .nii or .nii.gz"
+        )
     check_output(args.input, path, overwrite=args.overwrite)
     if path.resolve() == args.output.resolve():
         raise InputError("--uncertainty must differ from the output path")

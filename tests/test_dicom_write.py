@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -109,3 +110,42 @@ def test_multiframe_source_writes_classic_derived_slices(tmp_path, ct_volume):
     assert len(derived) == ct_volume.shape[2] and derived[0].Modality == "MR"
     assert derived[0].PatientID == "PID-999"
     np.testing.assert_allclose(read_volume(tmp_path / "out").array, ct_volume.array, atol=0.5)
+
+
+@pytest.mark.skipif(
+    shutil.which("dciodvfy") is None,
+    reason="dciodvfy not installed (Debian dicom3tools; make test installs it as root)",
+)
+def test_a_dicom_input_gets_its_uncertainty_as_a_valid_derived_series(tmp_path, capsys, ct_series):
+    """--uncertainty FOLDER for DICOM input: a derived series of the input's geometry,
+    numbered beside the restored one, valid for dciodvfy, readable by dipmed info; a
+    NIfTI input asked for a DICOM uncertainty is refused before anything is written."""
+    out, unc = tmp_path / "restored", tmp_path / "uncertainty"
+    args = ["denoise", ct_series, out, "--uncertainty", unc, "--member-steps", "2"]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    restored, uncertainty = _headers(out), _headers(unc)
+    assert len(uncertainty) == len(restored) == read_volume(ct_series).shape[2]
+    assert uncertainty[0].SeriesInstanceUID != restored[0].SeriesInstanceUID
+    assert (restored[0].SeriesNumber, uncertainty[0].SeriesNumber) == (1007, 1008)
+    assert "uncertainty" in uncertainty[0].SeriesDescription
+    for path in sorted(unc.iterdir()):
+        result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        errors = [
+            line
+            for line in (result.stdout + result.stderr).splitlines()
+            if line.startswith("Error")
+        ]
+        assert not errors, f"{path.name}: {errors}"
+    code, info, err = run_cli(capsys, "info", unc, "--json")
+    assert code == 0, err
+    described = json.loads(info)
+    assert described["shape"] == list(read_volume(ct_series).shape)
+    read_back = read_volume(unc).array
+    assert read_back.min() >= 0 and 0 < read_back.mean() < 200  # an error std in HU
+    nifti = tmp_path / "scan.nii.gz"
+    assert run_cli(capsys, "convert", ct_series, nifti)[0] == 0
+    args = ["denoise", nifti, tmp_path / "d.nii.gz", "--uncertainty", tmp_path / "u"]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "not DICOM" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d.nii.gz").exists() and not (tmp_path / "u").exists()

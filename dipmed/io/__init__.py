@@ -87,8 +87,10 @@ def write_volume(
     overwrite: bool = False,
     label: str = "dipmed",
     derivation: str = "dipmed",
+    number_offset: int = 1000,
 ) -> None:
-    """Write atomically in the format the output path names; never over the input."""
+    """Write atomically in the format the output path names; never over the input. A
+    DICOM output is a derived series numbered the source's + `number_offset`."""
     check_output(input_path, output, overwrite=overwrite)
     if output_format(output) == "nifti":
         _write_nifti_with_sidecar(volume, output, input_path, overwrite, derivation)
@@ -99,7 +101,9 @@ def write_volume(
             f"DICOM output needs DICOM input; {source}: give an output path ending .nii or .nii.gz"
         )
     with atomic_output(output) as temporary:
-        write_derived_series(volume, temporary, label=label, derivation=derivation)
+        write_derived_series(
+            volume, temporary, label=label, derivation=derivation, number_offset=number_offset
+        )
 
 
 def _write_nifti_with_sidecar(

@@ -62,8 +62,11 @@ class SeriesPlan:
     step_changed: bool  # True when the slice spacing differs from the source's
 
 
-def write_derived_series(volume: Volume, folder: Path, *, label: str, derivation: str) -> None:
-    """Write `volume` as a DERIVED series beside its DICOM source (new folder `folder`)."""
+def write_derived_series(
+    volume: Volume, folder: Path, *, label: str, derivation: str, number_offset: int = 1000
+) -> None:
+    """Write `volume` as a DERIVED series beside its DICOM source (new folder `folder`),
+    numbered the source's series number + `number_offset`."""
     source = volume.source
     if not isinstance(source, DicomSource):
         raise InputError(
@@ -74,7 +77,7 @@ def write_derived_series(volume: Volume, folder: Path, *, label: str, derivation
     slope, intercept = int16_scaling(volume.array)
     plan = SeriesPlan(
         series_uid=_series_uid(first, derivation, volume),
-        series_number=_series_number(first) + 1000,
+        series_number=_series_number(first) + number_offset,
         description=f"{first.get('SeriesDescription', '') or ''} {label}".strip()[:64],
         derivation=derivation[:1024],
         slope=slope,
