@@ -84,7 +84,9 @@ def test_a_dicom_report_keeps_patient_identifiers_out(tmp_path, capsys):
     write_ct_series(series, noisy, AccessionNumber=ACCESSION)
     before = digest(series)
     out, folder = tmp_path / "derived", tmp_path / "report"
-    code, stdout, stderr = run_cli(capsys, "denoise", series, out, "--report", folder, *FAST)
+    code, stdout, stderr = run_cli(
+        capsys, "denoise", series, out, "--report", folder, "--member-steps", "2"
+    )
     assert code == 0, stderr
     texts = [stdout, stderr] + [p.read_text() for p in folder.iterdir()]
     for token in [*PATIENT.values(), "DOE", "JANE", "1980-02-29", ACCESSION]:

@@ -10,6 +10,7 @@ layer starts near zero, so the first output is (almost) the anchor itself.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,6 +41,9 @@ class DeepPrior(nn.Module):
             self.net = build_generator(3 if mode == "3d" else 2, config)
         grid = [padded_size(n) for n in self._plane_shape()]
         count = 1 if mode == "3d" else shape[axis]
+        if count * int(np.prod(grid)) // padded_size(1) ** len(grid) < 2:
+            # a one-voxel bottleneck: batch norm needs two values per channel to train
+            grid[0] *= 2
         z = torch.rand((count, config.input_channels, *grid), generator=generator)
         self.register_buffer("z", z * config.input_scale)
         self.register_buffer("anchor", None if anchor is None else anchor.reshape(1, 1, *shape))
