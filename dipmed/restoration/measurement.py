@@ -21,9 +21,9 @@ _RISK_FLOOR = 0.01  # the denoised slices' error is taken >= 0.1 sigma
 
 @dataclass(frozen=True)
 class Noise:
-    """The noise an sr method fits to: its std (image units), whether it was estimated,
-    the level the fit stops at (`fit_sigma`: the noise, or the error left after denoising
-    first), and that denoising when it ran."""
+    """The noise a fit (DIP, internal sr) works against: its std (image units), whether
+    it was estimated, the level the fit stops at (`fit_sigma`: the noise, or the error
+    left after denoising first), and that denoising when it ran."""
 
     sigma: float
     estimated: bool
