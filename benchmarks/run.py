@@ -118,7 +118,7 @@ def run_guided(
         "estimate": result.volume.array,
         "uncertainty": result.uncertainty,
         "seconds": result.seconds,
-        "iterations": sum(len(c) for c in g.member_curves),
+        "iterations": g.steps,
         "chosen": g.chosen,
         "noise_source": g.noise_source,
         "noise_correlated": g.noise_correlated,

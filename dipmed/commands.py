@@ -306,8 +306,9 @@ def _what_ran(result, config) -> str:
     """The console's last line: what the method did, in how long, where."""
     run, where = result.run, f"in {result.seconds:.1f}s on {result.device}"
     if result.method == "guided":
-        steps = sum(len(c) for c in run.member_curves)
-        return f"guided denoising, {steps} SURE steps {where}, returned the {run.chosen} estimate"
+        return (
+            f"guided denoising, {run.steps} SURE steps {where}, returned the {run.chosen} estimate"
+        )
     if result.method == "internal":
         return f"internal sr, {run.steps} steps {where}, back-projected onto the slices"
     fit = run.fit

@@ -91,14 +91,7 @@ def test_derived_files_pass_dciodvfy(tmp_path, ct_series, grid):
             np.repeat(volume.array, 2, axis=2) + 0.5, affine, volume.meta, volume.source
         )
     write_volume(volume, tmp_path / "out", input_path=ct_series)
-    for path in sorted((tmp_path / "out").iterdir()):
-        result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
-        errors = [
-            line
-            for line in (result.stdout + result.stderr).splitlines()
-            if line.startswith("Error")
-        ]
-        assert not errors, f"{path.name}: {errors}"
+    _assert_dciodvfy_clean(tmp_path / "out")
 
 
 def test_multiframe_source_writes_classic_derived_slices(tmp_path, ct_volume):
@@ -129,14 +122,7 @@ def test_a_dicom_input_gets_its_uncertainty_as_a_valid_derived_series(tmp_path, 
     assert uncertainty[0].SeriesInstanceUID != restored[0].SeriesInstanceUID
     assert (restored[0].SeriesNumber, uncertainty[0].SeriesNumber) == (1007, 1008)
     assert "uncertainty" in uncertainty[0].SeriesDescription
-    for path in sorted(unc.iterdir()):
-        result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
-        errors = [
-            line
-            for line in (result.stdout + result.stderr).splitlines()
-            if line.startswith("Error")
-        ]
-        assert not errors, f"{path.name}: {errors}"
+    _assert_dciodvfy_clean(unc)
     code, info, err = run_cli(capsys, "info", unc, "--json")
     assert code == 0, err
     described = json.loads(info)
@@ -149,3 +135,12 @@ def test_a_dicom_input_gets_its_uncertainty_as_a_valid_derived_series(tmp_path, 
     code, _, err = run_cli(capsys, *args)
     assert code == 2 and "not DICOM" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "d.nii.gz").exists() and not (tmp_path / "u").exists()
+
+
+def _assert_dciodvfy_clean(folder):
+    """Every file of a series: no Error line from dciodvfy."""
+    for path in sorted(folder.iterdir()):
+        result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        output = (result.stdout + result.stderr).splitlines()
+        errors = [line for line in output if line.startswith("Error")]
+        assert not errors, f"{path.name}: {errors}"

@@ -179,7 +179,7 @@ def _guided_fit(run: Run) -> dict:
     """Guided denoising: the candidates with their risks, each member's SURE per step."""
     g = run.restoration.run
     return {
-        "iterations": sum(len(c) for c in g.member_curves),  # the members' SURE steps
+        "iterations": g.steps,  # the members' SURE steps
         "stop_reason": "risk",
         "mode": "3d",
         "slice_axis": None,

@@ -180,15 +180,10 @@ def _fit_whole(U, G, H, net, correction, model, settings, device, progress, save
         averages, losses = saved["average"].to(device), list(saved["losses"])
     for iteration in range(first, settings.iterations + 1):
         b = torch.randn(U.shape, generator=generator).to(device)
-        x = _member(G, U, correction, ignored)
-        x_eps = _member(G, U + settings.epsilon * b, correction, ignored)
-        sure, held, divergence = _sure(U, x, x_eps, b, H, model, settings.epsilon)
-        optimizer.zero_grad(set_to_none=True)
-        sure.backward()
-        step_if_finite(optimizer)
+        x, divergence, row = _sure_step(U, G, H, ignored, b, correction, model, settings, optimizer)
         with torch.no_grad():
             averages.lerp_(torch.cat([x, divergence], dim=1), 1 - settings.ema)
-        losses.append((float(sure.detach()), held))
+        losses.append(row)
         progress(iteration, losses[-1][0])
         saver.save(iteration, average=averages, losses=losses)
     averages /= 1 - settings.ema**settings.iterations
@@ -208,22 +203,29 @@ def _fit_patches(U, G, H, net, correction, model, settings, device, progress, sa
         u, g, h = U[where].to(device), G[where].to(device), H[where].to(device)
         b = torch.randn(u.shape, generator=generator).to(device)
         ignored = h == IGNORED
-        x = _member(g, u, correction, ignored)
-        x_eps = _member(g, u + settings.epsilon * b, correction, ignored)
-        sure, held, _ = _sure(u, x, x_eps, b, h, model, settings.epsilon)
-        optimizer.zero_grad(set_to_none=True)
-        sure.backward()
-        step_if_finite(optimizer)
+        _, _, row = _sure_step(u, g, h, ignored, b, correction, model, settings, optimizer)
         with torch.no_grad():
             for mean, p in zip(averaged, net.parameters(), strict=True):
                 mean.lerp_(p, 1 - settings.ema)
-        losses.append((float(sure.detach()), held))
+        losses.append(row)
         progress(iteration, losses[-1][0])
         saver.save(iteration, average=averaged, losses=losses)
     with torch.no_grad():
         for mean, p in zip(averaged, net.parameters(), strict=True):
             p.copy_(mean)
     return None, losses
+
+
+def _sure_step(u, g, h, ignored, b, correction, model, settings, optimizer):
+    """One Adam step on the trained voxels' SURE with the probe b: (x, its divergence
+    terms, (the loss, the held-out voxels' SURE))."""
+    x = _member(g, u, correction, ignored)
+    x_eps = _member(g, u + settings.epsilon * b, correction, ignored)
+    sure, held, divergence = _sure(u, x, x_eps, b, h, model, settings.epsilon)
+    optimizer.zero_grad(set_to_none=True)
+    sure.backward()
+    step_if_finite(optimizer)
+    return x, divergence, (float(sure.detach()), held)
 
 
 def _member(g, u, correction, ignored):

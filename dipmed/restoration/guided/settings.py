@@ -67,3 +67,8 @@ class GuidedResult:
     @property
     def members(self) -> int:
         return len(self.member_curves)
+
+    @property
+    def steps(self) -> int:
+        """The members' SURE steps, all members together."""
+        return sum(len(c) for c in self.member_curves)

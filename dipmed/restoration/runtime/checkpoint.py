@@ -152,12 +152,12 @@ class _Array:
 
 def _wrapped(tree):
     """`tree` with every NumPy array (in dicts, lists, tuples, dataclasses) as an _Array."""
-    return _mapped(tree, np.ndarray, _as_array)
+    return mapped(tree, np.ndarray, _as_array)
 
 
 def _unwrapped(tree):
     """The inverse of `_wrapped`: the arrays back (sharing the loaded tensors' memory)."""
-    return _mapped(tree, _Array, lambda a: a.tensor.numpy())
+    return mapped(tree, _Array, lambda a: a.tensor.numpy())
 
 
 def _as_array(array: np.ndarray) -> _Array:
@@ -165,18 +165,18 @@ def _as_array(array: np.ndarray) -> _Array:
     return _Array(torch.from_numpy(np.ascontiguousarray(array)))
 
 
-def _mapped(tree, leaf: type, fn):
+def mapped(tree, leaf: type, fn):
     """`tree` with `fn` applied to every `leaf` in its dicts, lists, tuples, dataclasses."""
     if isinstance(tree, leaf):
         return fn(tree)
     if isinstance(tree, dict):
-        return {k: _mapped(v, leaf, fn) for k, v in tree.items()}
+        return {k: mapped(v, leaf, fn) for k, v in tree.items()}
     if isinstance(tree, list | tuple):
-        return type(tree)(_mapped(v, leaf, fn) for v in tree)
+        return type(tree)(mapped(v, leaf, fn) for v in tree)
     if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
         fields = dataclasses.fields(tree)
         return dataclasses.replace(
-            tree, **{f.name: _mapped(getattr(tree, f.name), leaf, fn) for f in fields}
+            tree, **{f.name: mapped(getattr(tree, f.name), leaf, fn) for f in fields}
         )
     return tree
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from dipmed.restoration.runtime.checkpoint import host_copy
+from dipmed.restoration.runtime.checkpoint import host_copy, mapped
 
 
 class Resumable:
@@ -45,11 +45,5 @@ class Resumable:
 
 
 def to_device(values, device: torch.device):
-    """Saved tensors (in lists and dicts) back on the loop's device."""
-    if isinstance(values, torch.Tensor):
-        return values.to(device)
-    if isinstance(values, dict):
-        return {k: to_device(v, device) for k, v in values.items()}
-    if isinstance(values, list | tuple):
-        return type(values)(to_device(v, device) for v in values)
-    return values
+    """Saved tensors (in dicts, lists, tuples, dataclasses) back on the loop's device."""
+    return mapped(values, torch.Tensor, lambda t: t.to(device))
