@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dipmed import __version__
+from dipmed.bids_app import add_bids_command
 from dipmed.commands import (
     add_restore_options,
     add_selection,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection(convert)
     convert.set_defaults(run=run_convert)
     _add_restore_commands(commands)
+    add_bids_command(commands)
     summary = commands.add_parser("summarize", help="one table over many reports")
     summary.add_argument(
         "reports", type=Path, nargs="+", help="report.json files or the folders --report wrote"
@@ -69,7 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
         "describe-dataset", help="write dataset_description.json (BIDS derivatives)"
     )
     dataset.add_argument("folder", type=Path, help="the derivatives folder")
-    dataset.set_defaults(run=lambda args: print(f"wrote {write_dataset_description(args.folder)}"))
+    dataset.add_argument(
+        "--ignore", nargs="*", default=[], help=".bidsignore patterns (what BIDS does not name)"
+    )
+    dataset.set_defaults(
+        run=lambda args: print(
+            f"wrote {write_dataset_description(args.folder, ignore=args.ignore)}"
+        )
+    )
     return parser
 
 

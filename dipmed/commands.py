@@ -79,6 +79,8 @@ def add_restore_options(parser: argparse.ArgumentParser) -> None:
         "units) on the output grid, as NIfTI",
     )
     add_selection(parser)
+    # JSON sidecar keys beyond dipmed's own (the BIDS App adds Sources)
+    parser.set_defaults(sidecar={}, uncertainty_sidecar={})
 
 
 def add_selection(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +146,7 @@ def _write_outputs(args, result, volume, task, config, reference, printer) -> No
         overwrite=args.overwrite,
         label=f"dipmed {args.command}",
         derivation=_derivation(args.command, result),
+        sidecar=_resolution(args, result.volume) | args.sidecar,
     )
     if getattr(args, "uncertainty", None) is not None:
         write_volume(
@@ -154,6 +157,7 @@ def _write_outputs(args, result, volume, task, config, reference, printer) -> No
             label="uncertainty (dipmed)",
             derivation="dipmed denoise: per-voxel uncertainty (estimated error std)",
             number_offset=1001,  # beside the restored series (+ 1000)
+            sidecar=args.uncertainty_sidecar,
         )
     if args.report is not None:
         run = Run(
@@ -172,6 +176,15 @@ def _write_outputs(args, result, volume, task, config, reference, printer) -> No
         write_report(run, args.report)
         printer.close()
         print(f"wrote {args.report / 'report.html'}")
+
+
+def _resolution(args: argparse.Namespace, volume: Volume) -> dict:
+    """sr: the BIDS Resolution key (its output names carry a res- entity)."""
+    if args.command != "sr":
+        return {}
+    spacing = "x".join(f"{s:.4g}" for s in volume.spacing)
+    factor = "x".join(map(str, args.factor))
+    return {"Resolution": f"{spacing} mm voxels: the input's grid refined {factor}"}
 
 
 def _prepare(args: argparse.Namespace):

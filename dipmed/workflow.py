@@ -11,18 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from shlex import quote
 
+from dipmed.bids import Derivative
 from dipmed.errors import InputError
 from dipmed.io.nifti import is_nifti_path
 
 TASKS = ("denoise", "sr", "inpaint")
-DESCRIPTIONS = {"denoise": "denoised", "sr": "superres", "inpaint": "inpainted"}
 FORMATS = ("nifti", "dicom")
 OPTIONAL = ("factor", "mask", "series", "reference", "format")
 PATHS = ("input", "mask", "reference")  # columns naming files or folders the job reads
-# sub-<label>[_<key>-<value>...]_<suffix>: BIDS entities we can carry over
-BIDS_NAME = re.compile(
-    r"^(?P<entities>sub-[A-Za-z0-9]+(?:_[a-z]+-[A-Za-z0-9]+)*)_(?P<suffix>[A-Za-z0-9]+)$"
-)
 SAMPLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 FACTOR = re.compile(r"^\d+,\d+,\d+$")
 
@@ -39,19 +35,29 @@ class Sample:
     format: str = "nifti"  # output: nifti, or dicom (a derived series folder; DICOM input)
 
     @property
+    def derivative(self) -> Derivative:
+        return Derivative(self.sample, self.task, self.factor)
+
+    @property
     def name(self) -> str:
-        """BIDS-derivatives style output name: entities, res-, desc-, suffix."""
-        res = f"_res-{self.factor.replace(',', 'x')}" if self.task == "sr" else ""
-        desc = f"_desc-{DESCRIPTIONS[self.task]}"
-        match = BIDS_NAME.match(self.sample)
-        if match:
-            return f"{match['entities']}{res}{desc}_{match['suffix']}"
-        return f"{self.sample}{res}{desc}"
+        """The output's path in results/dipmed without extension, BIDS derivatives style
+        (sub-01/anat/sub-01_res-1x1x2_desc-superres_T1w) where the id is a BIDS name."""
+        return self.derivative.path()
 
     @property
     def output(self) -> str:
         """The restored volume in results/dipmed: a NIfTI file or a DICOM series folder."""
         return self.name if self.format == "dicom" else f"{self.name}.nii.gz"
+
+    @property
+    def uncertainty(self) -> str:
+        """The uncertainty map (denoising) in results/dipmed."""
+        return f"{self.derivative.uncertainty}.nii.gz"
+
+    @property
+    def bids(self) -> bool:
+        """BIDS names the outputs (a BIDS-named NIfTI sample); else .bidsignore lists them."""
+        return self.derivative.bids and self.format == "nifti"
 
     def inputs(self) -> dict[str, str]:
         """The files the restore job reads (Snakemake input)."""
@@ -92,6 +98,17 @@ def restore_options(sample: Sample, config: dict) -> str:
     parts += [f"--quality {run['quality']}"] if run.get("quality") else []
     parts += [f"--config {quote(run['config'])}"] if run["config"] else []
     return " ".join(p for p in parts if p)
+
+
+def bids_ignored(samples: dict[str, Sample]) -> list[str]:
+    """.bidsignore patterns for the outputs BIDS does not name (a DICOM series folder, a
+    sample id that is not a BIDS name), with their sidecars and uncertainty maps."""
+    return [
+        f"/{path}*"
+        for sample in samples.values()
+        if not sample.bids
+        for path in (sample.name, sample.derivative.uncertainty)
+    ]
 
 
 def _from_sheet(path: Path) -> list[tuple[str, dict]]:

@@ -26,11 +26,13 @@ QUICK = {  # the plumbing is under test here; the methods are tested on their ow
 }
 DAEMONS = ("slurmctld", "slurmd")
 DCIODVFY_MISSING = "dciodvfy not installed (Debian dicom3tools; make test installs it as root)"
-NAMES = (
-    "sub-phantom01_desc-denoised_T1w",
-    "ct_phantom_desc-denoised",
-    "ct_phantom_res-1x1x2_desc-superres",
+NAMES = (  # the denoised samples first
+    "sub-01/anat/sub-01_desc-denoised_T1w",
+    "ct_abdomen_desc-denoised",
+    "sub-01/anat/sub-01_acq-thick_res-1x1x2_desc-superres_T1w",
 )
+UNCERTAINTY = ("sub-01/anat/sub-01_desc-uncertainty_T1w", "ct_abdomen_desc-uncertainty")
+VALIDATOR = Path(sys.executable).parent / "bids-validator-deno"
 
 
 @pytest.fixture
@@ -124,32 +126,33 @@ def test_a_bad_sample_fails_alone_with_the_cli_message(workflow):
     assert done.returncode != 0
     results = workflow / "results"
     assert (results / "dipmed" / f"{NAMES[0]}.nii.gz").exists()
-    log = (results / "logs" / "restore" / "sub-broken_desc-denoised_T1w.log").read_text()
+    log = results / "logs" / "restore" / "sub-broken" / "anat" / "sub-broken_desc-denoised_T1w.log"
+    log = log.read_text()
     lines = log.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dipmed: error:") and "broken" in lines[0]
     assert "Traceback" not in log
-    assert not list((results / "dipmed").glob("sub-broken*"))
+    assert not [p for p in (results / "dipmed").rglob("sub-broken*") if p.is_file()]
 
 
 @pytest.mark.parametrize(
     ("row", "message"),
     [
         (
-            "sub-2_T1w\tdata_samples/sub-phantom01_T1w.nii.gz\tdenoise\tclean/sub-2.nii.gz\t",
+            "sub-2_T1w\tdata_samples/sub-01/anat/sub-01_T1w.nii.gz\tdenoise\tclean/sub-2.nii.gz\t",
             "row 3 (sample sub-2_T1w): column reference: clean/sub-2.nii.gz does not exist; "
             "correct the path (relative to the working directory {folder}) or remove the row",
         ),
         (
-            "sub-2_T1w\tdata_samples/sub-phantom01_T1w.nii.gz\tdenoise\t\tdicom",
+            "sub-2_T1w\tdata_samples/sub-01/anat/sub-01_T1w.nii.gz\tdenoise\t\tdicom",
             "row 3 (sample sub-2_T1w): format dicom needs DICOM input (a folder or a DICOM "
-            "file), but input data_samples/sub-phantom01_T1w.nii.gz is NIfTI; set format to "
-            "nifti or leave the cell empty",
+            "file), but input data_samples/sub-01/anat/sub-01_T1w.nii.gz is NIfTI; set "
+            "format to nifti or leave the cell empty",
         ),
     ],
 )
 def test_a_sheet_error_is_one_line_before_any_job(workflow, row, message):
     sheet = workflow / "config" / "samples.tsv"
-    good = "ct_phantom\tdata_samples/ct_phantom\tdenoise\t\t"
+    good = "ct_abdomen\tdata_samples/ct_abdomen\tdenoise\t\t"
     sheet.write_text(f"sample\tinput\ttask\treference\tformat\n{good}\n{row}\n")
     done = snakemake(workflow, "--cores", "1", "--keep-going", "--configfile", "quick.yaml")
     assert done.returncode != 0
@@ -165,15 +168,15 @@ def test_a_dicom_sample_gives_a_valid_derived_series_beside_a_nifti_one(workflow
     sheet = workflow / "config" / "samples.tsv"
     rows = [
         "sample\tinput\ttask\tformat",
-        "sub-phantom01_T1w\tdata_samples/sub-phantom01_T1w.nii.gz\tdenoise\t",
-        "ct_phantom\tdata_samples/ct_phantom\tdenoise\tdicom",
+        "sub-01_T1w\tdata_samples/sub-01/anat/sub-01_T1w.nii.gz\tdenoise\t",
+        "ct_abdomen\tdata_samples/ct_abdomen\tdenoise\tdicom",
     ]
     sheet.write_text("\n".join(rows) + "\n")
     done = snakemake(workflow, "--cores", "2", "--configfile", "quick.yaml")
     assert done.returncode == 0, done.stderr[-3000:]
     results = workflow / "results"
     series = results / "dipmed" / NAMES[1]
-    source, derived = read_volume(workflow / "data_samples" / "ct_phantom"), read_volume(series)
+    source, derived = read_volume(workflow / "data_samples" / "ct_abdomen"), read_volume(series)
     assert derived.shape == source.shape
     np.testing.assert_allclose(derived.affine, source.affine, atol=1e-3)
     slices = sorted(series.glob("*.dcm"))  # Snakemake adds a hidden .snakemake_timestamp
@@ -183,12 +186,12 @@ def test_a_dicom_sample_gives_a_valid_derived_series_beside_a_nifti_one(workflow
         errors = [ln for ln in (check.stdout + check.stderr).splitlines() if "Error" in ln]
         assert not errors, f"{path.name}: {errors}"
     assert not (results / "dipmed" / f"{NAMES[1]}.json").exists()
-    assert (results / "dipmed" / f"{NAMES[1]}_uncertainty.nii.gz").stat().st_size > 1000
+    assert (results / "dipmed" / f"{UNCERTAINTY[1]}.nii.gz").stat().st_size > 1000
     assert (results / "dipmed" / f"{NAMES[0]}.nii.gz").stat().st_size > 1000
     assert json.loads((results / "dipmed" / f"{NAMES[0]}.json").read_text())["Description"]
     for name in NAMES[:2]:
         report = json.loads((results / "reports" / name / "report.json").read_text())
-        assert report["output"]["format"] == ("dicom" if "ct" in name else "nifti")
+        assert report["output"]["format"] == ("dicom" if "ct_" in name else "nifti")
         assert (results / "reports" / name / "report.html").exists()
 
 
@@ -209,6 +212,15 @@ def test_slurm_run_through_the_profile(workflow, tmp_path):
         assert environment["slurm_job_id"] and environment["slurm_gpus_on_node"] == "1"
 
 
+def bids_errors(folder: Path) -> list[str]:
+    """The errors the BIDS validator (bids-validator-deno, a test dependency) finds."""
+    done = subprocess.run(
+        [str(VALIDATOR), str(folder), "--format", "json"], capture_output=True, text=True
+    )
+    issues = json.loads(done.stdout)["issues"]["issues"]
+    return [f"{i['code']} {i.get('location', '')}" for i in issues if i["severity"] == "error"]
+
+
 def _planned_outputs(plan: str, rule: str) -> list[str]:
     """The output lines of each `rule` job in a dry run's plan."""
     lines = plan.splitlines()
@@ -225,11 +237,12 @@ def _check_outputs(results: Path) -> None:
             assert (results / "reports" / name / file).exists()
         assert (results / "logs" / "restore" / f"{name}.log").exists()
         assert (results / "benchmarks" / "restore" / f"{name}.tsv").exists()
-    for name in NAMES[:2]:  # denoised: restore.uncertainty is on by default
-        assert (results / "dipmed" / f"{name}_uncertainty.nii.gz").stat().st_size > 1000
+    for name in UNCERTAINTY:  # denoised: restore.uncertainty is on by default
+        assert (results / "dipmed" / f"{name}.nii.gz").stat().st_size > 1000
     description = json.loads((results / "dipmed" / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative"
+    assert bids_errors(results / "dipmed") == []  # the CT (BIDS has no CT) is in .bidsignore
     with (results / "summary.tsv").open() as stream:
         rows = list(csv.DictReader(stream, delimiter="\t"))
-    assert sorted(Path(r["report"]).name for r in rows) == sorted(NAMES)
+    assert sorted(Path(r["report"]).name for r in rows) == sorted(Path(n).name for n in NAMES)
     assert (results / "summary.html").exists()

@@ -13,15 +13,30 @@ RUN = {"restore": {"device": "auto", "seed": 4, "max_iters": 0, "mode": "auto", 
 
 
 @pytest.mark.parametrize(
-    ("sample", "task", "factor", "name"),
+    ("sample", "task", "factor", "name", "uncertainty"),
     [
-        ("sub-01_ses-2_T1w", "denoise", "", "sub-01_ses-2_desc-denoised_T1w"),
-        ("sub-01_T2w", "sr", "1,1,4", "sub-01_res-1x1x4_desc-superres_T2w"),
-        ("head_ct", "inpaint", "", "head_ct_desc-inpainted"),
+        (
+            "sub-01_ses-2_T1w",
+            "denoise",
+            "",
+            "sub-01/ses-2/anat/sub-01_ses-2_desc-denoised_T1w",
+            "sub-01/ses-2/anat/sub-01_ses-2_desc-uncertainty_T1w.nii.gz",
+        ),
+        (
+            "sub-01_T2w",
+            "sr",
+            "1,1,4",
+            "sub-01/anat/sub-01_res-1x1x4_desc-superres_T2w",
+            "sub-01/anat/sub-01_res-1x1x4_desc-uncertainty_T2w.nii.gz",
+        ),
+        ("head_ct", "inpaint", "", "head_ct_desc-inpainted", "head_ct_desc-uncertainty.nii.gz"),
     ],
 )
-def test_output_names_follow_bids_derivatives(sample, task, factor, name):
-    assert Sample(sample, "x", task, factor=factor, mask="m").name == name
+def test_output_names_follow_bids_derivatives(sample, task, factor, name, uncertainty):
+    made = Sample(sample, "x", task, factor=factor, mask="m")
+    assert made.name == name
+    assert made.uncertainty == uncertainty
+    assert made.bids == sample.startswith("sub-")
 
 
 def _sheet(tmp_path, *rows: str):
@@ -36,10 +51,11 @@ def test_sheet_rows_become_samples_and_options(tmp_path, monkeypatch):
     (tmp_path / "dicom dir").mkdir()
     path = _sheet(tmp_path, "sub-1_T1w\ta.nii.gz\tsr\t1,1,2\t", "ct\tdicom dir\tdenoise\t\t")
     samples = load_samples(str(path))
-    assert list(samples) == ["sub-1_res-1x1x2_desc-superres_T1w", "ct_desc-denoised"]
+    sr = "sub-1/anat/sub-1_res-1x1x2_desc-superres_T1w"
+    assert list(samples) == [sr, "ct_desc-denoised"]
     options = restore_options(samples["ct_desc-denoised"], RUN)
     assert options == "--device auto --seed 4"
-    assert "--factor 1,1,2" in restore_options(samples["sub-1_res-1x1x2_desc-superres_T1w"], RUN)
+    assert "--factor 1,1,2" in restore_options(samples[sr], RUN)
 
 
 @pytest.mark.parametrize(
@@ -71,7 +87,10 @@ def test_a_glob_replaces_the_sheet(tmp_path):
     for name in ("sub-1_T1w.nii.gz", "sub-2_T1w.nii.gz"):
         (tmp_path / name).write_bytes(b"")
     samples = load_samples("unused", str(tmp_path / "sub-*_T1w.nii.gz"))
-    assert list(samples) == ["sub-1_desc-denoised_T1w", "sub-2_desc-denoised_T1w"]
+    assert list(samples) == [
+        "sub-1/anat/sub-1_desc-denoised_T1w",
+        "sub-2/anat/sub-2_desc-denoised_T1w",
+    ]
 
 
 def _formats_sheet(tmp_path, monkeypatch, *rows: str):

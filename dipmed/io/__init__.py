@@ -88,12 +88,14 @@ def write_volume(
     label: str = "dipmed",
     derivation: str = "dipmed",
     number_offset: int = 1000,
+    sidecar: dict | None = None,
 ) -> None:
     """Write atomically in the format the output path names; never over the input. A
-    DICOM output is a derived series numbered the source's + `number_offset`."""
+    DICOM output is a derived series numbered the source's + `number_offset`; a NIfTI
+    output gets a JSON sidecar, with the `sidecar` keys added."""
     check_output(input_path, output, overwrite=overwrite)
     if output_format(output) == "nifti":
-        _write_nifti_with_sidecar(volume, output, input_path, overwrite, derivation)
+        _write_nifti_with_sidecar(volume, output, input_path, overwrite, derivation, sidecar)
         return
     if not isinstance(volume.source, DicomSource):
         source = f"{input_path} is NIfTI" if input_path else "this volume was not read from DICOM"
@@ -107,9 +109,16 @@ def write_volume(
 
 
 def _write_nifti_with_sidecar(
-    volume: Volume, output: Path, input_path: Path | None, overwrite: bool, derivation: str
+    volume: Volume,
+    output: Path,
+    input_path: Path | None,
+    overwrite: bool,
+    derivation: str,
+    extra: dict | None,
 ) -> None:
-    """NIfTI plus a BIDS-style JSON sidecar that keeps modality and units (no identifiers)."""
+    """NIfTI plus a BIDS JSON sidecar that keeps modality and units (no identifiers) and
+    SkullStripped (BIDS requires it of anatomical derivatives; dipmed strips nothing, so
+    it is the input sidecar's value, else false)."""
     sidecar = sidecar_path(output)
     check_output(input_path, sidecar, overwrite=overwrite)
     fields = {
@@ -120,6 +129,18 @@ def _write_nifti_with_sidecar(
         "Description": derivation,
         "Warnings": list(volume.meta.warnings),  # what reading the input had to assume
     }
+    fields = {k: v for k, v in fields.items() if v}
+    fields |= {"SkullStripped": _skull_stripped(input_path)} | (extra or {})
     with atomic_output(output) as image_tmp, atomic_output(sidecar) as sidecar_tmp:
         write_nifti(volume, image_tmp)
-        sidecar_tmp.write_text(json.dumps({k: v for k, v in fields.items() if v}, indent=2))
+        sidecar_tmp.write_text(json.dumps(fields, indent=2))
+
+
+def _skull_stripped(input_path: Path | None) -> bool:
+    """The input's BIDS sidecar says SkullStripped: true (a NIfTI input only)."""
+    if input_path is None or not is_nifti_path(input_path):
+        return False
+    try:
+        return json.loads(sidecar_path(input_path).read_text()).get("SkullStripped") is True
+    except (OSError, ValueError, AttributeError):
+        return False
