@@ -17,7 +17,7 @@ from conftest import digest, run_cli
 from dipmed.phantom import mr_phantom
 from dipmed.restoration.runtime.checkpoint import SUFFIX, Checkpoint
 
-SETTINGS = "checkpoint_s: 0\nguided: {members: 2, iterations: 12}\n"
+SETTINGS = "checkpoint_s: 0\nguided: {members: 2, iterations: 8}\n"
 
 
 def _command(noisy, out, config, *extra):
@@ -91,9 +91,9 @@ def _sr_resumes_after_sigkill(tmp_path, shape, factor, settings, key, counter, r
 
 def test_the_super_resolution_fit_resumes_after_sigkill(tmp_path):
     """The plain DIP fit (sr of noise-free thick slices) keeps its loop's state too."""
-    settings = "fit: {max_iters: 20}\nstop: none\n"
+    settings = "fit: {max_iters: 12}\nstop: none\n"
     _sr_resumes_after_sigkill(
-        tmp_path, (32, 28, 24), 2, settings, "fit", "step", "fit: resuming from iteration"
+        tmp_path, (24, 24, 16), 2, settings, "fit", "step", "fit: resuming from iteration"
     )
 
 
