@@ -14,7 +14,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from conftest import digest, run_cli
-from dipmed.phantom import mr_phantom
+from dipmed.phantom import add_rician_noise, mr_phantom
 from dipmed.restoration.runtime.checkpoint import SUFFIX, Checkpoint
 
 SETTINGS = "checkpoint_s: 0\nguided: {members: 2, iterations: 8}\n"
@@ -47,8 +47,11 @@ def _interrupt(noisy, out, config, key: str, sig: int, *extra, counter="step"):
     return proc.returncode, err, path
 
 
-def test_sigterm_then_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, mr_pair):
-    _, noisy = mr_pair
+def test_sigterm_then_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
+    clean = gaussian_filter(mr_phantom((26, 24, 16)), 1.0)
+    noisy = tmp_path / "noisy.nii.gz"
+    image = add_rician_noise(clean, 0.06 * clean.max(), np.random.default_rng(5))
+    nib.save(nib.Nifti1Image(image.astype(np.float32), np.eye(4)), noisy)
     config = tmp_path / "quick.yaml"
     config.write_text(SETTINGS)
     plain = tmp_path / "plain.nii.gz"

@@ -14,7 +14,7 @@ from conftest import PATIENT, digest, run_cli, run_cli_quietly, write_ct_series,
 from dipmed.phantom import ct_phantom
 from dipmed.volume import Volume
 
-FAST = ["--member-steps", "40", "--max-iters", "40", "--seed", "3"]
+FAST = ["--member-steps", "20", "--max-iters", "40", "--seed", "3"]
 ACCESSION = "ACC-778899"
 
 
@@ -64,7 +64,7 @@ def test_report_holds_what_downstream_tools_read(denoised_report):
     assert member["step"] == list(range(1, fit["iterations"] + 1))
     assert len(member["trained"]) == len(member["held_out"]) == fit["iterations"]
     provenance = report["provenance"]
-    assert provenance["seed"] == 3 and provenance["config"]["guided"]["iterations"] == 40
+    assert provenance["seed"] == 3 and provenance["config"]["guided"]["iterations"] == 20
     assert {"dipmed", "torch", "monai", "numpy"} <= set(provenance["versions"])
     assert provenance["command_line"][:2] == ["dipmed", "denoise"]
     assert len(provenance["input_sha256"]) == 64

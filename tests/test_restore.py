@@ -41,7 +41,7 @@ def noisy_phantom():
     return clean, noisy
 
 
-@pytest.mark.parametrize(("mode", "iters"), [("2d", 100), ("3d", 60)])
+@pytest.mark.parametrize(("mode", "iters"), [("2d", 100), ("3d", 40)])
 def test_denoising_beats_the_noisy_input(noisy_phantom, mode, iters):
     clean, noisy = noisy_phantom
     result = restore(Volume(noisy, np.eye(4)), Task("denoise"), _config(mode, iters))

@@ -59,7 +59,7 @@ def test_the_tiled_render_matches_the_whole_render(monkeypatch):
         return render(fn, volume, size, **kwargs)
 
     monkeypatch.setattr(member, "render", spy)
-    settings = GuidedSettings(iterations=15, patch=32)
+    settings = GuidedSettings(iterations=10, patch=32)
     member.fit_member(
         u, guide, NoiseModel(1.0, None, "given"), settings, NetworkConfig(),
         roles=member.held_out_half(u.shape, 0), seed=0, flip=(), device=torch.device("cpu"),

@@ -119,13 +119,14 @@ def test_local_run_writes_everything_and_resumes(workflow):
 def test_a_bad_sample_fails_alone_with_the_cli_message(workflow):
     (workflow / "broken.nii.gz").write_bytes(b"\x1f\x8b this is not a volume")
     sheet = workflow / "config" / "samples.tsv"
-    rows = sheet.read_text().splitlines()[:2] + ["sub-broken_T1w\tbroken.nii.gz\tdenoise\t"]
+    good = "ct_abdomen\tdata_samples/ct_abdomen\tdenoise\t"
+    rows = ["sample\tinput\ttask\tfactor", good, "sub-broken_T1w\tbroken.nii.gz\tdenoise\t"]
     sheet.write_text("\n".join(rows) + "\n")
     args = ("--cores", "2", "--keep-going", "--configfile", "quick.yaml")
     done = snakemake(workflow, *args)
     assert done.returncode != 0
     results = workflow / "results"
-    assert (results / "dipmed" / f"{NAMES[0]}.nii.gz").exists()
+    assert (results / "dipmed" / f"{NAMES[1]}.nii.gz").exists()
     log = results / "logs" / "restore" / "sub-broken" / "anat" / "sub-broken_desc-denoised_T1w.log"
     log = log.read_text()
     lines = log.strip().splitlines()
