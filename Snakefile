@@ -63,7 +63,7 @@ def restore_outputs(uncertain, dicom):
     uncertainty map (uncertain); the report."""
     mine = [s.derivative for n, s in SAMPLES.items() if (n in UNCERTAIN) == uncertain and (n in DICOM) == dicom]
     head = f"{{head,{one_of(sorted({d.head for d in mine}))}}}"
-    descs = sorted({d.path().rsplit("_desc-", 1)[1].removesuffix(d.tail) for d in mine})
+    descs = sorted({d.desc for d in mine})
     # only denoising writes an uncertainty map: its rules fix desc (every output needs
     # every wildcard, and the map's desc is its own)
     desc = "denoised" if uncertain else f"{{desc,{one_of(descs)}}}"

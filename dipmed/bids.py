@@ -47,11 +47,20 @@ class Derivative:
         return "/".join(p for p in (f"sub-{match['sub']}", match["ses"], "anat") if p)
 
     @property
+    def desc(self) -> str:
+        """The desc- label of the restored volume: denoised, superres or inpainted."""
+        return DESCRIPTIONS[self.task]
+
+    @property
     def head(self) -> str:
-        """The path up to the desc- entity: folder, entities (res- for sr), or the stem."""
+        """The path up to the desc- entity: folder, entities (res- for sr), or the stem.
+        An input's own desc- (and, for sr, res-) entity gives way to the output's."""
         res = f"_res-{self.factor.replace(',', 'x')}" if self.task == "sr" else ""
         match = BIDS_NAME.match(self.stem)
         entities = match["entities"] if match else self.stem
+        if match:
+            dropped = "desc|res" if res else "desc"
+            entities = re.sub(rf"_(?:{dropped})-[A-Za-z0-9]+", "", entities)
         return "/".join(p for p in (self.folder, entities + res) if p)
 
     @property
@@ -63,7 +72,7 @@ class Derivative:
     def path(self, desc: str = "") -> str:
         """The restored volume's path (without extension) under the derivatives root;
         `desc` replaces the task's description (denoised, superres, inpainted)."""
-        return f"{self.head}_desc-{desc or DESCRIPTIONS[self.task]}{self.tail}"
+        return f"{self.head}_desc-{desc or self.desc}{self.tail}"
 
     def name(self, desc: str = "") -> str:
         """The file name of `path` (without extension)."""

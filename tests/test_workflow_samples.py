@@ -30,6 +30,13 @@ RUN = {"restore": {"device": "auto", "seed": 4, "max_iters": 0, "mode": "auto", 
             "sub-01/anat/sub-01_res-1x1x4_desc-uncertainty_T2w.nii.gz",
         ),
         ("head_ct", "inpaint", "", "head_ct_desc-inpainted", "head_ct_desc-uncertainty.nii.gz"),
+        (  # an input's own desc- and res- give way to the output's
+            "sub-3_res-2_desc-preproc_T1w",
+            "sr",
+            "1,1,2",
+            "sub-3/anat/sub-3_res-1x1x2_desc-superres_T1w",
+            "sub-3/anat/sub-3_res-1x1x2_desc-uncertainty_T1w.nii.gz",
+        ),
     ],
 )
 def test_output_names_follow_bids_derivatives(sample, task, factor, name, uncertainty):
