@@ -1,7 +1,8 @@
 """A Recorrupted-to-Recorrupted member (Pang et al., CVPR 2021) on one of run.py's crops.
 
 `python benchmarks/r2r.py [CASE] [ALPHA] [K] [STEPS] [LR] [SEED]` (defaults 1 0.5 8 150
-1e-3 0; SEED draws the recorruptions and the network's weights).
+1e-3 0; SEED draws the recorruptions and the network's weights). K = 0: a fresh
+recorruption (and its guide) at every step, so no target is seen twice.
 In stabilised units (unit white noise) u = x + n; with z_k ~ N(0, 1), the input
 y_k = u + ALPHA z_k and the target t_k = u - z_k / ALPHA have independent noises, so
 E|m(y_k) - t_k|^2 = E|m(y_k) - x|^2 + const: the loss rewards no fitting of the noise
@@ -70,26 +71,40 @@ def main() -> None:
     inputs = [u + alpha * z for z in zs]
     guides = [collaborative.denoise(y, variances * (1 + alpha**2)) for y in inputs]
     head = {"case": case, "alpha": alpha, "K": count, "guide": error(guide)}
-    head["mean_recorrupted_guides"] = error(np.mean(guides, axis=0))
+    if count:
+        head["mean_recorrupted_guides"] = error(np.mean(guides, axis=0))
     head["final_by_guide"] = error(collaborative.bayes(u, guide, variances))
     print(json.dumps(head | {"setup_s": round(time.time() - start, 1)}), flush=True)
     mask = _tensor(keep)
     ys, gs = [_tensor(y) for y in inputs], [_tensor(g) for g in guides]
     targets = [_tensor(u - z / alpha) for z in zs]
+
+    def pair(step: int):
+        """The step's (input, its guide, target): stored, or drawn afresh (K = 0)."""
+        if count:
+            k = step % count
+            return ys[k], gs[k], targets[k]
+        z = rng.standard_normal(u.shape).astype(np.float32)
+        y = u + alpha * z
+        g = collaborative.denoise(y, variances * (1 + alpha**2))
+        return _tensor(y), _tensor(g), _tensor(u - z / alpha)
+
     net, correction = members.generator(_tensor(u), seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     for step in range(1, steps + 1):
-        k = step % count
-        loss = (((gs[k] + correction(ys[k]) - targets[k]) ** 2) * mask).sum() / mask.sum()
+        y, g, t = pair(step)
+        loss = (((g + correction(y) - t) ** 2) * mask).sum() / mask.sum()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if step % 30 and step != steps:
             continue
         with torch.no_grad():
-            members_out = [(g + correction(y))[0, 0].numpy() for g, y in zip(gs, ys, strict=True)]
-            mean = np.mean(members_out, axis=0)
             on_u = (_tensor(guide) + correction(_tensor(u)))[0, 0].numpy()
+            members_out = [(g + correction(y))[0, 0].numpy() for g, y in zip(gs, ys, strict=True)]
+            if not count:  # the mean over 4 fresh recorruptions (their own draws)
+                members_out = [(g + correction(y))[0, 0].numpy() for y, g, _ in map(pair, range(4))]
+            mean = np.mean(members_out, axis=0)
         row = {"step": step, "loss": round(float(loss.detach()), 4)}
         row |= {"member_mean_recorrupted": error(mean), "member_on_u": error(on_u)}
         if step == steps:
