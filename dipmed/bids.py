@@ -35,13 +35,18 @@ class Derivative:
     factor: str = ""  # sr: "FX,FY,FZ"
 
     @property
+    def match(self) -> re.Match | None:
+        """The stem read as a BIDS name (None: not one)."""
+        return BIDS_NAME.match(self.stem)
+
+    @property
     def bids(self) -> bool:
-        return BIDS_NAME.match(self.stem) is not None
+        return self.match is not None
 
     @property
     def folder(self) -> str:
         """sub-<label>/[ses-<label>/]anat for a BIDS name; "" (the root) otherwise."""
-        match = BIDS_NAME.match(self.stem)
+        match = self.match
         if match is None:
             return ""
         return "/".join(p for p in (f"sub-{match['sub']}", match["ses"], "anat") if p)
@@ -56,7 +61,7 @@ class Derivative:
         """The path up to the desc- entity: folder, entities (res- for sr), or the stem.
         An input's own desc- (and, for sr, res-) entity gives way to the output's."""
         res = f"_res-{self.factor.replace(',', 'x')}" if self.task == "sr" else ""
-        match = BIDS_NAME.match(self.stem)
+        match = self.match
         entities = match["entities"] if match else self.stem
         if match:
             dropped = "desc|res" if res else "desc"
@@ -66,7 +71,7 @@ class Derivative:
     @property
     def tail(self) -> str:
         """What follows the desc- entity: _<suffix> for a BIDS name, else nothing."""
-        match = BIDS_NAME.match(self.stem)
+        match = self.match
         return f"_{match['suffix']}" if match else ""
 
     def path(self, desc: str = "") -> str:

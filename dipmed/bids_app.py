@@ -62,8 +62,9 @@ def run_bids(args: argparse.Namespace) -> None:
             check_output(job.source, path, overwrite=args.overwrite)
     for n, job in enumerate(jobs, start=1):
         print(f"dipmed bids: {n}/{len(jobs)} {job.relative}", flush=True)
-        restore = build_parser().parse_args(_argv(args, job))
-        restore.command_line = ["dipmed", *_argv(args, job)]
+        argv = _argv(args, job)
+        restore = build_parser().parse_args(argv)
+        restore.command_line = ["dipmed", *argv]
         restore.sidecar = {"Sources": [f"bids:raw:{job.relative}"], "Parameters": _params(args)}
         restore.uncertainty_sidecar = {
             "Sources": [f"bids:raw:{job.relative}", f"bids::{job.derivative.path()}.nii.gz"]

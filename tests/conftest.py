@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -105,3 +108,14 @@ def run_cli_quietly(*args: object) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([os.fspath(a) if isinstance(a, Path) else str(a) for a in args])
     return code, out.getvalue(), err.getvalue()
+
+
+def bids_errors(folder: Path) -> list[str]:
+    """The errors the BIDS validator (bids-validator-deno, a test dependency) finds in
+    `folder`, as "CODE location" lines."""
+    validator = Path(sys.executable).parent / "bids-validator-deno"
+    done = subprocess.run(
+        [str(validator), str(folder), "--format", "json"], capture_output=True, text=True
+    )
+    issues = json.loads(done.stdout)["issues"]["issues"]
+    return [f"{i['code']} {i.get('location', '')}" for i in issues if i["severity"] == "error"]

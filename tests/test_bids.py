@@ -4,19 +4,17 @@ that the real BIDS validator accepts; participants selected; bad folders refused
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
+from conftest import bids_errors
 from dipmed.cli import main
 from dipmed.io import read_volume
 from dipmed.phantom import add_rician_noise, mr_phantom
 
-VALIDATOR = Path(sys.executable).parent / "bids-validator-deno"
 FAST = ["--quality", "fast", "--threads", "1"]
 IMAGES = ("sub-01/anat/sub-01_T1w.nii.gz", "sub-02/ses-a/anat/sub-02_ses-a_T1w.nii.gz")
 
@@ -50,14 +48,6 @@ def derivatives(dataset) -> Path:
     out = dataset / "derivatives" / "dipmed"
     assert main([*["bids", str(dataset), str(out), "participant"], *FAST]) == 0
     return out
-
-
-def bids_errors(folder: Path) -> list[str]:
-    done = subprocess.run(
-        [str(VALIDATOR), str(folder), "--format", "json"], capture_output=True, text=True
-    )
-    issues = json.loads(done.stdout)["issues"]["issues"]
-    return [f"{i['code']} {i.get('location', '')}" for i in issues if i["severity"] == "error"]
 
 
 def test_every_participant_is_restored_into_valid_derivatives(dataset, derivatives):

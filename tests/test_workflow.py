@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import bids_errors
 from dipmed.io import read_volume
 from slurm_cluster import missing, slurm_cluster
 
@@ -32,7 +33,6 @@ NAMES = (  # the denoised samples first
     "sub-01/anat/sub-01_acq-thick_res-1x1x2_desc-superres_T1w",
 )
 UNCERTAINTY = ("sub-01/anat/sub-01_desc-uncertainty_T1w", "ct_abdomen_desc-uncertainty")
-VALIDATOR = Path(sys.executable).parent / "bids-validator-deno"
 
 
 @pytest.fixture
@@ -216,15 +216,6 @@ def test_slurm_run_through_the_profile(workflow, tmp_path):
     report = json.loads((workflow / "results/reports" / NAMES[1] / "report.json").read_text())
     environment = report["provenance"]["environment"]
     assert environment["slurm_job_id"] and environment["slurm_gpus_on_node"] == "1"
-
-
-def bids_errors(folder: Path) -> list[str]:
-    """The errors the BIDS validator (bids-validator-deno, a test dependency) finds."""
-    done = subprocess.run(
-        [str(VALIDATOR), str(folder), "--format", "json"], capture_output=True, text=True
-    )
-    issues = json.loads(done.stdout)["issues"]["issues"]
-    return [f"{i['code']} {i.get('location', '')}" for i in issues if i["severity"] == "error"]
 
 
 def _planned_outputs(plan: str, rule: str) -> list[str]:
