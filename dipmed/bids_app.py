@@ -40,7 +40,7 @@ def add_bids_command(commands) -> None:
         "--suffix", nargs="+", help=f"image suffixes (default: {' '.join(ANAT_SUFFIXES)})"
     )
     bids.add_argument("--quality", choices=choices("guided.quality"))
-    bids.add_argument("--member-steps", type=int, help="denoise: SURE steps per member")
+    bids.add_argument("--member-steps", type=int, help="denoise: steps per deep-prior member")
     bids.add_argument("--max-iters", type=int, help="the DIP fit's iteration cap")
     bids.add_argument("--device", choices=choices("device"))
     bids.add_argument("--seed", type=int)

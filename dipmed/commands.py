@@ -38,7 +38,8 @@ def add_restore_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method",
         choices=choices("method"),
-        help="guided (default; denoise: non-local guide + SURE-trained prior; sr: the slices "
+        help="guided (default; denoise: non-local guide + a deep prior piloting a Bayes "
+        "stage; sr: the slices "
         "denoised first where the noise is read from air or given) or dip (anchored DIP only)",
     )
     parser.add_argument(
@@ -54,7 +55,7 @@ def add_restore_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--member-steps",
         type=int,
-        help="guided denoising: SURE steps per deep-prior member (default: the preset's)",
+        help="guided denoising: steps per deep-prior member (default: the preset's)",
     )
     parser.add_argument(
         "--memory-gb", type=float, help="memory budget of the plan (default: 80 %% of available)"
@@ -299,7 +300,7 @@ def _derivation(command: str, result) -> str:
         s = run.settings
         return (
             f"dipmed {__version__} {command}: Deep Image Prior, guided (quality "
-            f"{s.quality}: {s.guide} guide, {run.members} SURE-trained BasicUNet "
+            f"{s.quality}: {s.guide} guide, {run.members} {s.member}-trained BasicUNet "
             f"member{'' if run.members == 1 else 's'}, returned: {run.chosen}), noise sigma "
             f"{result.sigma:.4g}; seconds: "
             + ", ".join(f"{k} {v:.1f}" for k, v in run.stage_seconds.items())
@@ -320,7 +321,8 @@ def _what_ran(result, config) -> str:
     run, where = result.run, f"in {result.seconds:.1f}s on {result.device}"
     if result.method == "guided":
         return (
-            f"guided denoising, {run.steps} SURE steps {where}, returned the {run.chosen} estimate"
+            f"guided denoising, {run.steps} member steps {where}, "
+            f"returned the {run.chosen} estimate"
         )
     if result.method == "internal":
         return f"internal sr, {run.steps} steps {where}, back-projected onto the slices"

@@ -33,7 +33,7 @@ SliceAxis = Literal[-1, 0, 1, 2]
 
 @dataclass(frozen=True)
 class RestoreConfig:
-    method: Method = "guided"  # guided (denoise: guide + SURE prior; sr: denoised first) | dip
+    method: Method = "guided"  # guided (denoise: guide + deep prior; sr: denoised first) | dip
     mode: Mode = "auto"  # 3D when the volume fits the device, else 2D
     slice_axis: SliceAxis = -1  # 2D mode: array axis to slice along (-1: auto, never downsampled)
     device: Device = "auto"
@@ -75,6 +75,8 @@ _BOUNDS = (  # (key, test, what it must be)
     ("guided.members", lambda v: v >= 0, ">= 0"),
     ("guided.iterations", lambda v: v >= 0, ">= 0"),
     ("guided.patch", lambda v: v >= 32, ">= 32"),
+    ("guided.recorruption", lambda v: v > 0, "> 0"),
+    ("guided.recorruptions", lambda v: v >= 1, ">= 1"),
     ("internal.steps", lambda v: v >= 1, ">= 1"),
     ("internal.batch", lambda v: v >= 1, ">= 1"),
     ("internal.patch", lambda v: v >= 16, ">= 16"),

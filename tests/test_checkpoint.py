@@ -17,7 +17,7 @@ from conftest import digest, run_cli
 from dipmed.phantom import add_rician_noise, mr_phantom
 from dipmed.restoration.runtime.checkpoint import SUFFIX, Checkpoint
 
-SETTINGS = "checkpoint_s: 0\nguided: {members: 2, iterations: 8}\n"
+SETTINGS = "checkpoint_s: 0\nguided: {members: 2, iterations: 8, recorruptions: 2}\n"
 
 
 def _command(noisy, out, config, *extra):

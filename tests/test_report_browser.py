@@ -84,7 +84,7 @@ def test_report_loads_with_all_images_in_chromium(tmp_path, report_folder):
     assert result["images"] == 9 and result["broken"] == 0, result
     # guided: one chart, the member's SURE per step (no DIP misfit curve)
     assert result["charts"] == 1 and result["title"].startswith("dipmed denoise")
-    assert result["lines"] == 2  # the member's SURE on the trained and the held-out half
+    assert result["lines"] == 2  # the member's loss and its held-out pair's misfit
     assert result["candidates"]  # the candidates' table with their risks
 
 

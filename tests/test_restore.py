@@ -80,7 +80,8 @@ def test_noisy_thick_slices_are_denoised_then_fitted_not_returned_as_the_interpo
     task = Task("sr", factors=(1, 1, 2))
     assert denoise_first(volume, task, load_config(None), RunContext(torch.device("cpu"))) is None
     level = 0.05 / np.sqrt(2)  # the thick slices average 2 noisy voxels
-    quick = {"fit.max_iters": 100, "guided.iterations": 15}  # the suite stays within 8 min
+    # few steps and pairs: the suite stays within 8 min
+    quick = {"fit.max_iters": 100, "guided.iterations": 15, "guided.recorruptions": 2}
     config = load_config(None, mode="3d", seed=0, noise_sigma=level, **quick)
     result = restore(volume, task, config)
     linear = upsample_linear(volume.array, clean.shape)

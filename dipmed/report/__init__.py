@@ -36,7 +36,7 @@ def write_report(run: Run, folder: Path) -> dict:
 
 def charts(report: dict) -> list[str]:
     """What the method did, drawn: the DIP fit's misfit and loss per iteration, internal
-    sr's training loss per step, guided denoising's members' SURE per step."""
+    sr's training loss per step, guided denoising's members' loss per step."""
     return _CHARTS[report["fit"]["method"]](report)
 
 
@@ -81,20 +81,33 @@ _MEMBER_COLOURS = (("#6a1b9a", "#ef6c00"), ("#1565c0", "#c62828"), ("#2e7d32", "
 
 
 def _guided_charts(report: dict) -> list[str]:
-    """Each member's SURE per step: on the trained half (its loss) and on the held-out
-    half, which no step trained on (a loss that falls while the held-out half's rises
-    is memorising the noise)."""
-    members = report["fit"]["members"]
+    """Each member's loss per step beside its held-out check: SURE members, their SURE on
+    the trained half (the loss) and on the held-out half, which no step trained on;
+    recorrupted members, the misfit less its constant on the pairs trained on (the loss)
+    and on a pair never trained on. A loss that falls while its check rises is
+    memorising."""
+    fit = report["fit"]
+    members = fit["members"]
     if not members:
         return []
+    sure = fit.get("loss", "sure") == "sure"
+    names = (
+        ("trained half (the loss)", "held-out half (never trained on)")
+        if sure
+        else ("pairs trained on (the loss)", "a pair never trained on")
+    )
     lines = []
     for n, member in enumerate(members):
         trained, held = _MEMBER_COLOURS[n % len(_MEMBER_COLOURS)]
         name = f"member {n + 1}: " if len(members) > 1 else ""
-        lines.append(Line(f"{name}trained half (the loss)", member["trained"], trained))
-        lines.append(Line(f"{name}held-out half (never trained on)", member["held_out"], held))
-    title = "Members' SURE per step (stabilised units; the input scores 1)"
-    return [chart(title, members[0]["step"], lines, [], y_label="SURE", x_label="step")]
+        lines.append(Line(f"{name}{names[0]}", member["trained"], trained))
+        lines.append(Line(f"{name}{names[1]}", member["held_out"], held))
+    if sure:
+        title, label = "Members' SURE per step (stabilised units; the input scores 1)", "SURE"
+    else:
+        title = "Members' recorrupted misfit per step, less its constant (stabilised units)"
+        label = "misfit"
+    return [chart(title, members[0]["step"], lines, [], y_label=label, x_label="step")]
 
 
 _CHARTS = {"dip": _dip_charts, "internal": _internal_charts, "guided": _guided_charts}

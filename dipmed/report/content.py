@@ -179,11 +179,11 @@ def _guided_fit(run: Run) -> dict:
     """Guided denoising: the candidates with their risks, each member's SURE per step."""
     g = run.restoration.run
     return {
-        "iterations": g.steps,  # the members' SURE steps
+        "iterations": g.steps,  # the members' steps
         "stop_reason": "risk",
         "mode": "3d",
         "slice_axis": None,
-        "loss": "sure",
+        "loss": g.settings.member,
         "rule": _risk_rule(g),
         "candidates": [
             {"name": name, "risk": float(risk), "returned": name == g.chosen}
@@ -230,6 +230,7 @@ def _risk_rule(g) -> dict:
         "guide": g.settings.guide,
         "members": g.members,
         "quality": g.settings.quality,
+        "member": g.settings.member,
         "stage_seconds": g.stage_seconds,
         **{f"risk_{k}": float(v) for k, v in g.risks.items()},
         "noise_source": g.noise_source,
@@ -273,7 +274,7 @@ _FITS = {"dip": _dip_fit, "guided": _guided_fit, "internal": _internal_fit}
 
 
 def _member_curve(curve: np.ndarray) -> dict:
-    """One member's SURE per step: the trained half's (its loss) and the held-out half's."""
+    """One member's loss per step and its held-out check (`report._guided_charts`)."""
     index = _decimated(len(curve))
     return {
         "step": [i + 1 for i in index],

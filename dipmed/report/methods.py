@@ -81,15 +81,26 @@ def _members(rule: dict, fit: dict, guided: dict) -> str:
     preset = f"Quality preset {rule.get('quality', 'default')}. "
     if not rule["members"]:
         return preset + "No deep-prior member was fitted; of the input and the guide, "
+    if rule.get("member", "sure") == "sure":
+        training = (
+            f"on Monte-Carlo SURE (Stein's unbiased risk estimate; Jo et al., ICCV 2021), "
+            f"averaged (decay {guided['ema']})"
+        )
+    else:
+        training = (
+            f"as the pilot of the final stage, on {guided['recorruptions']} recorrupted pairs "
+            f"(Recorrupted-to-Recorrupted, Pang et al., CVPR 2021; a = "
+            f"{guided['recorruption']}): the misfit to u - z / a of that stage run on "
+            f"u + a z, z drawn like the noise"
+        )
     return preset + (
         f"{rule['members']} randomly initialised 3D MONAI BasicUNet"
         f"{'' if rule['members'] == 1 else 's (seeds and flips)'} "
         f"corrected the guide from the stabilised data, each trained for "
         f"{fit['iterations'] // max(rule['members'], 1)} Adam steps (learning rate "
-        f"{guided['learning_rate']}) on Monte-Carlo SURE (Stein's unbiased risk estimate; "
-        f"Jo et al., ICCV 2021), averaged (decay {guided['ema']}); a Bayes stage (a Gaussian "
-        f"model of each group of similar cubes, after NL-Bayes) piloted by their mean gave "
-        f"the final estimate. Of the input, the guide and the final estimate, "
+        f"{guided['learning_rate']}) {training}; a Bayes stage (a Gaussian model of each "
+        f"group of similar cubes, after NL-Bayes) piloted by their mean gave the final "
+        f"estimate. Of the input, the guide and the final estimate, "
     )
 
 

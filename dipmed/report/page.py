@@ -79,7 +79,7 @@ def _headline(report: dict) -> str:
         stop = (
             f"returned the {rule['chosen']} estimate, the lowest risk (SURE) of "
             f"{', '.join(names)}; quality preset {rule.get('quality', 'default')}, "
-            f"{fit['iterations'] if rule['members'] else 0} SURE steps"
+            f"{fit['iterations'] if rule['members'] else 0} member steps"
             + (f" (stages: {stages})" if stages else "")
         )
     return (

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dipmed.restoration.guided.member import IGNORED, fit_member, held_out_half
+from dipmed.restoration.guided.recorrupted import fit_recorrupted_member
 from dipmed.restoration.guided.risk import EPSILON, probe
 from dipmed.restoration.guided.stabiliser import Stabiliser
 from dipmed.restoration.noise.model import NoiseModel
@@ -105,7 +106,8 @@ def _member(m, u, guide, roles, model, settings, network, seed, context, fit_at)
         elapsed = time.perf_counter() - fit_at
         context.listener(Progress(m * settings.iterations + i, total, loss, elapsed))
 
-    done = fit_member(
+    fit = fit_recorrupted_member if settings.member == "recorrupted" else fit_member
+    done = fit(
         u,
         guide,
         model,

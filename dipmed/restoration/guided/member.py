@@ -84,7 +84,9 @@ def fit_member(
     found there is resumed from (raises Interrupted after a save on a stop request)."""
     U = torch.from_numpy(np.ascontiguousarray(u, dtype=np.float32))[None, None]
     G = torch.from_numpy(np.ascontiguousarray(guide, dtype=np.float32))[None, None]
-    net, correction = _network(network, seed, flip, float(U.abs().max()) or 1.0, settings, device)
+    net, correction = member_network(
+        network, seed, flip, float(U.abs().max()) or 1.0, settings, device
+    )
     whole = covers(u.shape, settings.patch)
     fit = _fit_whole if whole else _fit_patches
     H = torch.from_numpy(roles)[None, None]
@@ -97,7 +99,7 @@ def fit_member(
         out, divergence = out[:, :1], out[0, 1].numpy()
     size = patch_shape(u.shape, settings.patch if whole else render_side(settings.patch))
     shifted = torch.from_numpy(probe())[None, None].mul_(probe_step).add_(U)
-    plain, change = _rendered(correction, U, shifted, H, size, device, rendering)
+    plain, change = rendered(correction, U, shifted, H, size, device, rendering)
     del shifted
     if not whole:
         out = plain.add_(G)
@@ -106,7 +108,7 @@ def fit_member(
     return out[0, 0].cpu().numpy(), change[0, 0].cpu().numpy(), curves, divergence
 
 
-def _network(network: NetworkConfig, seed: int, flip, scale: float, settings, device):
+def member_network(network: NetworkConfig, seed: int, flip, scale: float, settings, device):
     """The member's BasicUNet (its last layer near zero: the first x is g) and its
     correction f(x), on the volume flipped as the member asks: each patch or tile is
     flipped on its way into the network and back on its way out (a flip is its own
@@ -134,7 +136,7 @@ def _network(network: NetworkConfig, seed: int, flip, scale: float, settings, de
     return net, correction
 
 
-def _rendered(correction, U, shifted, H, size, device, rendering):
+def rendered(correction, U, shifted, H, size, device, rendering):
     """(f(u), f(u + eps b) - f(u)) over the whole volume in tiles, both 0 on the ignored
     voxels (the member is the guide there); in place where it can be: each whole-volume
     temporary counts at the peak."""
@@ -219,8 +221,8 @@ def _fit_patches(U, G, H, net, correction, model, settings, device, progress, sa
 def _sure_step(u, g, h, ignored, b, correction, model, settings, optimizer):
     """One Adam step on the trained voxels' SURE with the probe b: (x, its divergence
     terms, (the loss, the held-out voxels' SURE))."""
-    x = _member(g, u, correction, ignored)
-    x_eps = _member(g, u + settings.epsilon * b, correction, ignored)
+    x = member_output(g, u, correction, ignored)
+    x_eps = member_output(g, u + settings.epsilon * b, correction, ignored)
     sure, held, divergence = _sure(u, x, x_eps, b, h, model, settings.epsilon)
     optimizer.zero_grad(set_to_none=True)
     sure.backward()
@@ -228,7 +230,7 @@ def _sure_step(u, g, h, ignored, b, correction, model, settings, optimizer):
     return x, divergence, (float(sure.detach()), held)
 
 
-def _member(g, u, correction, ignored):
+def member_output(g, u, correction, ignored):
     """x = g + f(u), with f masked to 0 on the `ignored` voxels (the member is g there)."""
     return g + correction(u).masked_fill(ignored, 0.0)
 

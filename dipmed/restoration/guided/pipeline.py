@@ -7,11 +7,13 @@ Arrays in, arrays out (image units). Steps:
 2. Guide g: two-stage collaborative filtering (`collaborative`), or BM4D when asked for
    and installed (non-commercial licence: never the default).
 3. Deep prior members: x = g + f_theta(u) (flipped per member, seeded per member), f a
-   MONAI BasicUNet that sees u, so the output depends on the data and Monte-Carlo SURE
-   applies (Jo, Chun, Choi, ICCV 2021):
+   MONAI BasicUNet that sees u. By default (`recorrupted`) each is trained as the final
+   stage's pilot: the misfit to u - z / a of that stage run on u + a z (Pang et al., CVPR
+   2021), which needs no clean image and cannot reward fitting the noise of u. With
+   `member: sure`, on Monte-Carlo SURE of x (Jo, Chun, Choi, ICCV 2021):
        SURE = |u - x|^2 / N - 1 + 2 b'S (x(u + eps b) - x(u)) / (eps N),  b ~ N(0, I)
-   with S the noise covariance (identity for white noise). The output is the 0.99
-   moving average of the iterates.
+   with S the noise covariance (identity for white noise), the output the 0.99 moving
+   average of the iterates.
 4. Candidates: the input, the guide, and the Bayes stage of `collaborative` piloted by
    the members' mean ("final": each group of similar cubes a Gaussian whose covariance
    is the members' mean's; the mean itself, "prior", is kept for benchmarks only).

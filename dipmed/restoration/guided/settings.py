@@ -10,12 +10,14 @@ import numpy as np
 Quality = Literal["fast", "default", "best"]
 Guide = Literal["collaborative", "bm4d"]
 Precision = Literal["fp32", "bf16"]
+MemberLoss = Literal["sure", "recorrupted"]
 
-QUALITY = {  # preset -> (deep-prior members, SURE steps per member); benchmarks/README.md
+QUALITY = {  # preset -> (deep-prior members, steps per member); benchmarks/README.md
     "fast": (0, 0),  # the open guide alone, no member, no final stage
-    "default": (1, 60),  # one member piloting the final stage
-    "best": (3, 150),  # three members: the best measured quality, ~5x default's time
+    "default": (1, 40),  # one member piloting the final stage
+    "best": (3, 40),  # three members (seeds, flips), their mean the pilot: ~3x default's time
 }
+SURE_STEPS = {"fast": 0, "default": 60, "best": 150}  # member "sure": its steps per preset
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,12 @@ class GuidedSettings:
     quality: Quality = "default"  # the preset (QUALITY): members and steps when unset
     guide: Guide = "collaborative"  # open; bm4d: optional, non-commercial licence
     members: int | None = None  # deep-prior members (a seed and a flip each); None: the preset's
-    iterations: int | None = None  # SURE steps per member; None: the preset's
+    iterations: int | None = None  # steps per member; None: the preset's
+    member: MemberLoss = "recorrupted"  # how members learn: recorrupted pairs through the
+    # final stage (`recorrupted`), or SURE on u (`member`, the 0.3.0 default)
+    recorruption: float = 1.0  # recorrupted: a, the pair u + a z, u - z / a
+    recorruptions: int = 7  # recorrupted: the pairs trained on (a guide pass and a matching
+    # each; one more is drawn and held out)
     learning_rate: float = 0.001  # Adam step size
     epsilon: float = 0.1  # finite-difference step for the divergence (noise stds)
     ema: float = 0.99  # moving average of the iterates (of the weights when in patches)
@@ -38,6 +45,8 @@ class GuidedSettings:
     def resolved(self) -> GuidedSettings:
         """Members and steps filled in from the quality preset where they are unset."""
         members, steps = QUALITY[self.quality]
+        if self.member == "sure":
+            steps = SURE_STEPS[self.quality]
         return replace(
             self,
             members=members if self.members is None else self.members,
