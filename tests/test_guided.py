@@ -219,6 +219,7 @@ def test_the_fast_preset_returns_the_guide_without_members_and_times_each_stage(
     default = load_config(None).guided.resolved()
     assert (default.members, best.members) == (1, 3) and default.member == "recorrupted"
     sure = load_config(None, **{"guided.member": "sure"}).guided.resolved()
+    assert load_config(None).guided.resolved(white=False).member == "sure"  # auto, correlated
     assert sure.iterations > default.iterations  # SURE members keep their own step counts
     mine = load_config(None, **{"guided.quality": "best", "guided.members": 2}).guided.resolved()
     assert (mine.members, mine.iterations) == (2, best.iterations)  # a set key wins

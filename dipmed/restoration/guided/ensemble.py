@@ -24,7 +24,7 @@ _MIN_BRIGHT = 0.05  # ... unless fewer than this fraction of the voxels would be
 @dataclass
 class Members:
     """The members' outcome: their mean (the final stage's pilot), its change along the
-    probe, its held-out risk, the spread, and each member's SURE curve."""
+    probe, its held-out risk, the spread, and each member's loss curve."""
 
     pilot: np.ndarray | None = None
     change: np.ndarray | None = None  # the members' own change along the probe (mean)
@@ -32,7 +32,7 @@ class Members:
     risk: float | None = None
     spread: np.ndarray | None = None
     curves: list | None = None
-    roles: np.ndarray | None = None  # each voxel's role in the members' SURE
+    roles: np.ndarray | None = None  # each voxel's role in the members' loss and risk
 
 
 def fit_members(u, guide, stabiliser, model, settings, network, seed, context) -> Members:
@@ -61,8 +61,10 @@ def fit_members(u, guide, stabiliser, model, settings, network, seed, context) -
     if out.divergence is not None:
         out.divergence /= len(members)
     out.roles = roles
-    # one member: the spread of the pair it and the guide, the estimators the final stage saw
-    out.spread = _spread(members if len(members) > 1 else [*members, guide], stabiliser.inverse)
+    # one member: the spread of the pair it and the guide, the estimators the final stage saw;
+    # recorrupted members are pilots, not estimates: the pipeline takes (final, guide) instead
+    if settings.member != "recorrupted":
+        out.spread = spread(members if len(members) > 1 else [*members, guide], stabiliser.inverse)
     return out
 
 
@@ -138,7 +140,7 @@ def _mean(arrays: list[np.ndarray]) -> np.ndarray:
     return total
 
 
-def _spread(members: list[np.ndarray], inverse) -> np.ndarray:
+def spread(members: list[np.ndarray], inverse) -> np.ndarray:
     """The variance across the members in image units, per voxel (two passes, in place)."""
     mean = inverse(members[0])
     for x in members[1:]:

@@ -49,7 +49,7 @@ def denoise(
     floor = _NOISE_FLOOR * Normaliser.of(volume.array).scale  # noise-free: almost nothing
     if model.sigma < floor:
         model = NoiseModel(floor, None, model.source)
-    settings = config.guided.resolved()
+    settings = config.guided.resolved(white=model.white)
     need = memory.plan(
         volume.shape, settings.patch, config.memory_gb, context.device, fitted=settings.fits_members
     )

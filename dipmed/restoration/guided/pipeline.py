@@ -28,7 +28,8 @@ Arrays in, arrays out (image units). Steps:
    uncertainty (the data's test stands there; the error of true air is then 0).
 8. Uncertainty, in image units per voxel: the square root of the local risk (the SURE
    terms of the returned estimate averaged over a 2-voxel Gaussian) plus the variance
-   across the members.
+   across the members (SURE members; recorrupted members are pilots, not estimates: the
+   variance of the pair final stage, guide).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from dipmed.restoration.guided import collaborative
-from dipmed.restoration.guided.ensemble import Members, fit_members
+from dipmed.restoration.guided.ensemble import Members, fit_members, spread
 from dipmed.restoration.guided.guide import guide_stage
 from dipmed.restoration.guided.residual import significant_residual
 from dipmed.restoration.guided.risk import final_sure_terms, prior_risk
@@ -89,6 +90,8 @@ def guided_denoise(
     if context.candidates and final is not None:
         kept = {"prior": stabiliser.inverse(members.pilot), "final": stabiliser.inverse(final)}
     members.pilot = None
+    if final is not None and settings.member == "recorrupted":  # pilots, not estimates: the
+        members.spread = spread([final, guide], stabiliser.inverse)  # spread of final, guide
     estimate, terms = {"input": (u, None), "guide": (guide, guide_terms)}.get(
         chosen, (final, final_terms)
     )
