@@ -54,10 +54,9 @@ HELD_OUT_GROUPS = 256  # groups of the held-out pair whose misfit is logged each
 
 @dataclass
 class _Pair:
-    """One recorrupted pair on a block of u, ready for the steps: the block's slices, y and
-    its guide (1, 1, *block), and padded flat t and roles with the groups' flat corners."""
+    """One recorrupted pair on a block of u, ready for the steps: y and its guide
+    (1, 1, *block), and padded flat y, t and roles with the groups' flat corners."""
 
-    where: tuple
     y: torch.Tensor
     guide: torch.Tensor
     ignored: torch.Tensor  # the block's IGNORED voxels: the member is the guide there
@@ -87,9 +86,9 @@ def fit_recorrupted_member(
     key: str = "member",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, None]:
     """As `member.fit_member`: (g(u) + f(u), f(u + probe_step probe()) - f(u), the curves,
-    None). The curves (steps x 2): the misfit less its constant 1 + 1/a^2 on the trained
-    voxels (the loss) and on the held-out ones, each an estimate of the final stage's
-    squared error on y (noise variance 1 + a^2) there."""
+    None). The curves (steps x 2): the misfit less its constant 1 + 1/a^2 on the step's
+    pair (the loss) and on the pair never trained on, each an estimate of the final
+    stage's squared error on y (noise variance 1 + a^2)."""
     U = torch.from_numpy(np.ascontiguousarray(u, dtype=np.float32))[None, None]
     H = torch.from_numpy(roles)[None, None]
     net, correction = member_network(
@@ -190,10 +189,10 @@ class _Stage:
         out = []
         for _ in range(count):
             where = (..., *random_patch(shape, size, places))
-            out.append(self._pair(where, U[where][0, 0].numpy(), H[where][0, 0], rng))
+            out.append(self._pair(U[where][0, 0].numpy(), H[where][0, 0], rng))
         return out
 
-    def _pair(self, where, block: np.ndarray, roles: torch.Tensor, rng) -> _Pair:
+    def _pair(self, block: np.ndarray, roles: torch.Tensor, rng) -> _Pair:
         n, device = self.settings.cube, self.device
         z = self._coloured(rng.standard_normal(block.shape).astype(np.float32))
         y = block + self.alpha * z
@@ -209,7 +208,6 @@ class _Stage:
         search, k = self.settings.search, self.settings.group_bayes
         bases = torch.cat([matching.match(guide_pad, refs, n, search, k) for refs in slabs])
         return _Pair(
-            where=where,
             y=torch.from_numpy(y)[None, None].to(device),
             guide=torch.from_numpy(guide)[None, None].to(device),
             ignored=(roles == IGNORED)[None, None].to(device),
