@@ -86,12 +86,7 @@ def guided_denoise(
     chosen = min(risks, key=risks.get)
     if members.risk is not None:  # logged beside the candidates' (benchmarks, report), not one
         risks["prior"] = members.risk
-    kept = {}
-    if context.candidates and final is not None:
-        kept = {"prior": stabiliser.inverse(members.pilot), "final": stabiliser.inverse(final)}
-    members.pilot = None
-    if final is not None and settings.member == "recorrupted":  # pilots, not estimates: the
-        members.spread = spread([final, guide], stabiliser.inverse)  # spread of final, guide
+    kept = _done_with_pilot(members, settings, final, guide, stabiliser, context.candidates)
     estimate, terms = {"input": (u, None), "guide": (guide, guide_terms)}.get(
         chosen, (final, final_terms)
     )
@@ -116,6 +111,18 @@ def guided_denoise(
         candidates={"guide": guide_image, **kept},
         stage_seconds=clock.laps,
     )
+
+
+def _done_with_pilot(members: Members, settings, final, guide, stabiliser, keep: bool) -> dict:
+    """The prior and final images kept for benchmarks (`keep`), then the pilot dropped;
+    recorrupted members are pilots, not estimates: their spread is that of (final, guide)."""
+    kept = {}
+    if keep and final is not None:
+        kept = {"prior": stabiliser.inverse(members.pilot), "final": stabiliser.inverse(final)}
+    members.pilot = None
+    if final is not None and settings.member == "recorrupted":
+        members.spread = spread([final, guide], stabiliser.inverse)
+    return kept
 
 
 def _final_stage(u, members: Members, pilot_change, variances, model, context, clock):
