@@ -105,7 +105,7 @@ def _guided_charts(report: dict) -> list[str]:
     if sure:
         title, label = "Members' SURE per step (stabilised units; the input scores 1)", "SURE"
     else:
-        title = "Members' recorrupted misfit per step, less its constant (stabilised units)"
+        title = "Members' misfit per step, less its constant (stabilised units)"
         label = "misfit"
     return [chart(title, members[0]["step"], lines, [], y_label=label, x_label="step")]
 

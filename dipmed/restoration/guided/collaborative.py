@@ -160,6 +160,14 @@ def _piloted(noisy, pilot, variances, settings, report, device, model: str) -> n
     return _stage(y, p, var, settings, pilot=p, report=report, model=model).cpu().numpy()
 
 
+def cube_noise(variances, n: int, device=None) -> torch.Tensor:
+    """A cube's noise covariance in voxels, from the variance of each 3D-DCT coefficient
+    (`variances`: a float for white noise, or per coefficient)."""
+    t = cube_transform(n).to(device)
+    var = _variances(variances, n).to(device)
+    return t.T @ (var[:, None] * t)
+
+
 def _tensor(x: np.ndarray, device=None) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device or "cpu")
 
@@ -186,7 +194,7 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     k = groups[model]
     t, dk = cube_transform(n).to(device), dct_matrix(k).to(device)
     if model == "bayes":
-        noise = t.T @ (var[:, None] * t)  # a cube's noise covariance in voxels
+        noise = cube_noise(var, n, device)
         white = float(var[0]) if bool((var == var[0]).all()) else None  # S = s I
     window = _window(n, settings.window).to(device)
     offsets = matching.cube_offsets(padded.shape, n).to(device)

@@ -173,9 +173,7 @@ class _Stage:
         self.settings = collaborative.CollaborativeSettings()
         n = self.settings.cube
         self.variances = coefficient_variances(model) * (1.0 + alpha**2)
-        t = collaborative.cube_transform(n).to(device)
-        var = collaborative._variances(self.variances, n).to(device)
-        noise = t.T @ (var[:, None] * t)  # a cube's noise covariance, voxels
+        noise = collaborative.cube_noise(self.variances, n, device)
         eye = torch.eye(len(noise), device=device)
         self.regularised = noise + 1e-5 * float(noise.diagonal().mean()) * eye
         self.constant = 1.0 + 1.0 / alpha**2  # E|n - z / a|^2 per voxel
