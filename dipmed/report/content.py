@@ -228,6 +228,7 @@ def _risk_rule(g) -> dict:
         "name": "sure",
         "chosen": g.chosen,
         "guide": g.settings.guide,
+        "guide_settings": g.guide_settings,
         "members": g.members,
         "quality": g.settings.quality,
         "member": g.settings.member,
@@ -274,12 +275,13 @@ _FITS = {"dip": _dip_fit, "guided": _guided_fit, "internal": _internal_fit}
 
 
 def _member_curve(curve: np.ndarray) -> dict:
-    """One member's loss per step and its held-out check (`report._guided_charts`)."""
+    """One member's loss per step and its held-out check (`report._guided_charts`; null
+    at the steps it was not computed)."""
     index = _decimated(len(curve))
     return {
         "step": [i + 1 for i in index],
         "trained": [float(curve[i, 0]) for i in index],
-        "held_out": [float(curve[i, 1]) for i in index],
+        "held_out": [float(curve[i, 1]) if np.isfinite(curve[i, 1]) else None for i in index],
     }
 
 

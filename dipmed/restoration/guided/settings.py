@@ -14,7 +14,7 @@ MemberLoss = Literal["auto", "recorrupted", "sure"]
 
 QUALITY = {  # preset -> (deep-prior members, steps per member); benchmarks/README.md
     "fast": (0, 0),  # the open guide alone, no member, no final stage
-    "default": (1, 40),  # one member piloting the final stage
+    "default": (1, 32),  # one member piloting the final stage
     "best": (3, 40),  # three members (seeds, flips), their mean the pilot: ~3x default's time
 }
 SURE_STEPS = {"fast": 0, "default": 60, "best": 150}  # member "sure": its steps per preset
@@ -78,6 +78,7 @@ class GuidedResult:
     seconds: float = 0.0
     candidates: dict = field(default_factory=dict, repr=False)  # name -> image units
     stage_seconds: dict = field(default_factory=dict)  # stage -> wall-clock seconds
+    guide_settings: str = ""  # the collaborative guide's stage-1 settings, in words
 
     @property
     def members(self) -> int:
