@@ -23,6 +23,7 @@ from dipmed.restoration.restore import Task, restore
 from dipmed.volume import Meta, Volume
 
 QUICK = {"guided.members": 2, "guided.iterations": 5, "guided.recorruptions": 2}
+ONE = {**QUICK, "guided.members": 1}  # where the ensemble is not under test
 
 
 def _psnr(estimate, truth) -> float:
@@ -258,7 +259,7 @@ def test_the_same_seed_gives_the_same_guided_result_on_cpu(brain):
     small = brain[6:-6, 6:-6, 4:-4]
     noisy = _rician(small, 0.05 * brain.max(), np.random.default_rng(6))
     volume = Volume(noisy, np.eye(4), Meta(modality="MR"))
-    config = load_config(None, seed=2, **{**QUICK, "guided.members": 1})
+    config = load_config(None, seed=2, **ONE)
     runs = [restore(volume, Task("denoise"), config) for _ in "ab"]
     np.testing.assert_array_equal(runs[0].volume.array, runs[1].volume.array)
 
@@ -275,7 +276,7 @@ def test_bf16_members_match_fp32_on_cpu(brain):
         p: restore(
             volume,
             Task("denoise"),
-            load_config(None, seed=3, **{**QUICK, "guided.iterations": 10, "guided.precision": p}),
+            load_config(None, seed=3, **{**ONE, "guided.iterations": 10, "guided.precision": p}),
             candidates=True,
         )
         for p in ("fp32", "bf16")
@@ -289,7 +290,7 @@ def test_bf16_members_match_fp32_on_cpu(brain):
 def test_an_input_the_risk_says_cannot_be_improved_is_returned_as_it_is():
     """Pure noise with a level given 20x too low: every candidate's risk exceeds the input's."""
     noisy = np.random.default_rng(7).normal(100, 5, (24, 22, 20)).astype(np.float32)
-    config = load_config(None, noise_sigma=0.25, **QUICK)
+    config = load_config(None, noise_sigma=0.25, **ONE)
     result = restore(Volume(noisy, np.eye(4), Meta(modality="CT")), Task("denoise"), config)
     assert result.run.chosen == "input"
     np.testing.assert_array_equal(result.volume.array, noisy)
