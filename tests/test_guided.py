@@ -107,35 +107,6 @@ def test_the_collaborative_guide_beats_the_noisy_input_and_gaussian_smoothing(br
     assert _psnr(guide, brain) > best_gaussian + 1.0
 
 
-@pytest.mark.parametrize("smoothing", [0.0, 1.0])
-def test_the_guide_alone_takes_the_settings_of_lower_sure_and_lower_error(smoothing):
-    """`--quality fast`: of BM4D's stage-1 settings and larger groups at a higher
-    threshold, the guide takes the one of lower SURE, which is the one of lower true
-    error: BM4D's on sharp edges, the larger groups on smooth anatomy."""
-    from dipmed.restoration.guided import guide
-    from dipmed.restoration.guided.pipeline import _Clock
-    from dipmed.restoration.noise.model import NoiseModel
-    from dipmed.restoration.runtime.context import RunContext
-
-    clean = mr_phantom((32, 32, 24))
-    clean = (gaussian_filter(clean, smoothing) if smoothing else clean).astype(np.float32)
-    clean *= 25.0 / clean.max()  # stabilised units: unit noise
-    u = clean + np.random.default_rng(3).normal(0, 1, clean.shape).astype(np.float32)
-    said = []
-    context = RunContext(torch.device("cpu"), listener=lambda event: said.append(str(event)))
-    model = NoiseModel(1.0, None, "given")
-    chosen, (g, terms, change) = guide._alone(u, 1.0, model, context, _Clock())
-    errors = {
-        name: float(np.mean((collaborative.denoise(u, 1.0, settings=s) - clean) ** 2))
-        for name, s in guide._ALONE_CHOICES.items()
-    }
-    best = min(errors, key=errors.get)
-    assert chosen == best
-    assert ("2.7" in best) == (smoothing == 0.0)
-    assert np.mean((g - clean) ** 2) == pytest.approx(errors[best], rel=1e-5)
-    assert terms.shape == change.shape == u.shape and any(best in s for s in said)
-
-
 def test_the_bayes_stage_restores_white_and_coloured_noise_and_is_linear_in_the_data(brain):
     """The Bayes stage (a Gaussian model per group) improves on a hard-thresholding pilot
     (the guide's stage 1: BM4D's groups of 16 at 2.7 stds), and for a fixed pilot it is

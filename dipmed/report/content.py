@@ -228,7 +228,6 @@ def _risk_rule(g) -> dict:
         "name": "sure",
         "chosen": g.chosen,
         "guide": g.settings.guide,
-        "guide_settings": g.guide_settings,
         "members": g.members,
         "quality": g.settings.quality,
         "member": g.settings.member,

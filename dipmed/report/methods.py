@@ -49,10 +49,9 @@ def methods(report: dict) -> str:
 def _guided(report: dict) -> str:
     fit, config, noise = report["fit"], report["provenance"]["config"], report["noise"]
     rule, versions, guided = fit["rule"], report["provenance"]["versions"], config["guided"]
-    settings = f"; {rule['guide_settings']} in the first" if rule.get("guide_settings") else ""
     guide = {
         "collaborative": "dipmed's collaborative filter of grouped similar 4x4x4 cubes "
-        f"(hard thresholding, then a Gaussian model of each group after NL-Bayes{settings})",
+        "(hard thresholding, then a Gaussian model of each group after NL-Bayes)",
         "bm4d": "BM4D (the bm4d package, non-commercial licence)",
     }[rule["guide"]]
     where = {"air": "air at the border of the field of view"}.get(

@@ -55,14 +55,6 @@ class CollaborativeSettings:
     window: float = 2.0  # Kaiser beta of the aggregation window (BM4D's; 0 is flat)
 
 
-# The guide returned alone (no member pilots a final stage): larger stage-1 groups and a
-# higher threshold, a smoother pilot for its Bayes stage. Alone it scored 0.1-0.35 dB
-# above BM4D's 16 cubes at 2.7 stds on MR crops and 0.02-0.05 dB on CT crops; as the base
-# of the members' pilot it gained nothing and cost time (benchmarks/README.md, eighth
-# session), so the members keep the settings above.
-ALONE = CollaborativeSettings(group=32, threshold=3.0)
-
-
 def dct_matrix(n: int) -> torch.Tensor:
     """The orthonormal DCT-II matrix (rows are basis vectors)."""
     k = torch.arange(n, dtype=torch.float64)[:, None]

@@ -72,9 +72,7 @@ def guided_denoise(
     stabiliser = Stabiliser(model, modality)
     u = stabiliser.forward(noisy)
     variances = coefficient_variances(model)
-    guide, guide_terms, pilot_change, filtered = guide_stage(
-        u, variances, settings, model, context, clock
-    )
+    guide, guide_terms, pilot_change = guide_stage(u, variances, settings, model, context, clock)
     members = fit_members(u, guide, stabiliser, model, settings, network, seed, context)
     clock.lap("members")
     risks = {"input": 1.0, "guide": float(guide_terms.mean(dtype=np.float64))}
@@ -109,7 +107,6 @@ def guided_denoise(
         noise_correlated=not model.white,
         risks=risks,
         member_curves=tuple(members.curves),
-        guide_settings=filtered,
         seconds=time.perf_counter() - start,
         candidates={"guide": guide_image, **kept},
         stage_seconds=clock.laps,

@@ -78,7 +78,6 @@ class GuidedResult:
     seconds: float = 0.0
     candidates: dict = field(default_factory=dict, repr=False)  # name -> image units
     stage_seconds: dict = field(default_factory=dict)  # stage -> wall-clock seconds
-    guide_settings: str = ""  # the collaborative guide's stage-1 settings, in words
 
     @property
     def members(self) -> int:

@@ -36,8 +36,7 @@ import torch
 from dipmed.errors import InputError
 
 SUFFIX = ".dipmed-checkpoint"
-FORMAT = 3  # the layout of the saved states (3: the guide's settings kept with it); in the
-# fingerprint
+FORMAT = 2  # the layout of the saved states (2: `runtime.training`'s); in the fingerprint
 EVERY_S = 300.0  # seconds between saves during a fit
 
 
