@@ -11,7 +11,7 @@ modality) or a `Volume`; `read` and `write` handle NIfTI and DICOM.
 
 from __future__ import annotations
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"
 __all__ = ["Volume", "__version__", "denoise", "inpaint", "read", "super_resolve", "write"]
 _API = {"denoise", "super_resolve", "inpaint", "read", "write"}
 
