@@ -101,8 +101,7 @@ def _guided_charts(report: dict) -> list[str]:
         trained, held = _MEMBER_COLOURS[n % len(_MEMBER_COLOURS)]
         name = f"member {n + 1}: " if len(members) > 1 else ""
         lines.append(Line(f"{name}{names[0]}", member["trained"], trained))
-        checks = [float("nan") if v is None else v for v in member["held_out"]]  # unchecked
-        lines.append(Line(f"{name}{names[1]}", checks, held))
+        lines.append(Line(f"{name}{names[1]}", member["held_out"], held))  # None: unchecked
     if sure:
         title, label = "Members' SURE per step (stabilised units; the input scores 1)", "SURE"
     else:

@@ -16,7 +16,7 @@ PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 @dataclass(frozen=True)
 class Line:
     label: str
-    y: list[float]
+    y: list[float | None]  # None: no value at that x (drawn around)
     colour: str
 
 
@@ -83,7 +83,8 @@ def chart(
 
 
 def _axes(x, lines, marks) -> _Axes:
-    ys = [v for line in lines for v in line.y] + [m.value for m in marks if not m.vertical]
+    ys = [v for line in lines for v in line.y if v is not None]  # None: not measured there
+    ys += [m.value for m in marks if not m.vertical]
     ys = np.asarray([v for v in ys if np.isfinite(v)], float)
     log = bool(ys.size and ys.min() > 0 and ys.max() / ys.min() > 10)
     y_lo, y_hi = _span(np.log10(ys) if log else ys) if ys.size else (0.0, 1.0)
@@ -91,8 +92,8 @@ def _axes(x, lines, marks) -> _Axes:
     return _Axes(x_lo, x_hi, y_lo, y_hi, log)
 
 
-def _drawable(value: float, log: bool) -> bool:
-    return bool(np.isfinite(value)) and (value > 0 or not log)
+def _drawable(value: float | None, log: bool) -> bool:
+    return value is not None and bool(np.isfinite(value)) and (value > 0 or not log)
 
 
 def _span(values: np.ndarray) -> tuple[float, float]:
