@@ -120,9 +120,12 @@ def _risk_lines(case: dict) -> list[str]:
                 for k in ("guide", "final")
                 if k in r["sure"]
             )
-            if "prior" in r["sure"]:  # read on the held-out half (not a candidate)
+            if "prior" in r["sure"]:  # not a candidate: logged
+                # SURE members (correlated noise) hold a half out; a recorrupted member
+                # trains on every voxel (its risk misses what its weights learned of u)
+                where = "held-out half" if r.get("noise_correlated") else "at its last weights"
                 pairs += (
-                    f"; members' mean (held-out half) {r['sure']['prior']:.4f} vs "
+                    f"; members' mean ({where}) {r['sure']['prior']:.4f} vs "
                     f"{r['true_risk']['prior']:.4f}"
                 )
             if r.get("stage_seconds"):
