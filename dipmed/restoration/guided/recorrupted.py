@@ -232,8 +232,9 @@ class _Stage:
         gain = torch.linalg.solve(covariance + self.regularised, covariance)  # A^-1 C
         mean = y.mean(dim=1, keepdim=True)
         misfit = (mean + (y - mean) @ gain - pair.target[flat]) ** 2
-        kept = pair.roles[flat] != IGNORED
-        return misfit[kept].sum() / max(int(kept.sum()), 1)
+        kept = (pair.roles[flat] != IGNORED).to(misfit.dtype)  # a product, not a boolean
+        # index: its nonzero and its backward's scatter were a quarter of a step
+        return (misfit * kept).sum() / kept.sum().clamp(min=1.0)
 
     def _coloured(self, z: np.ndarray) -> np.ndarray:
         """White z given the noise's correlation (circulant on the block)."""
