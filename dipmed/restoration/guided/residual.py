@@ -4,7 +4,7 @@ The residual u - x smoothed by a 1.0-voxel Gaussian (a matched filter for a 3-vo
 blob) is tested against the smoothed noise's own std; where it exceeds 3.5 of them, and
 one voxel around, the residual (lightly smoothed, 0.5 voxel) goes back into x. A small
 lesion has no similar block to group with; this returns it and leaves noise alone: on
-white noise it touches 0.3-0.4 % of the voxels and returns 0.3 % of the noise's energy
+white noise it touches 0.3-0.4 % of the voxels and returns 0.2-0.3 % of the noise's energy
 (benchmarks/README.md, issues 10 and 22).
 """
 
