@@ -139,8 +139,8 @@ def test_the_bayes_stage_restores_white_and_coloured_noise_and_is_linear_in_the_
     assert np.isfinite(collaborative.bayes(noisy, brain, sigma**2)).all()  # flat groups: C = 0
 
 
-@pytest.mark.parametrize("batch", [1, 3, 5])  # offsets along the last axis at once
-def test_matching_finds_the_nearest_cubes_with_the_reference_first(batch, monkeypatch):
+@pytest.mark.parametrize("small_slab", [0, 10**9])  # one offset at a time, or a whole line
+def test_matching_finds_the_nearest_cubes_with_the_reference_first(small_slab, monkeypatch):
     """The strided, pooled matching returns, for every reference cube, the k cubes of the
     search window nearest to it (brute force over every offset), the reference first even
     where a flat region ties many at distance 0; one offset at a time (large slabs) or
@@ -149,7 +149,7 @@ def test_matching_finds_the_nearest_cubes_with_the_reference_first(batch, monkey
     x = torch.from_numpy(rng.normal(0, 1, (13, 11, 9)).astype(np.float32))
     x[:, :5] = 0.0  # a flat region: ties at distance 0
     n, radius, k = 4, 2, 8
-    monkeypatch.setattr(matching, "_BATCH_ELEMENTS", batch * x.numel())
+    monkeypatch.setattr(matching, "_SMALL_SLAB", small_slab)
     ticks = next(matching.reference_slabs(x.shape, n, 2))
     found = matching.match(x, ticks, n, radius, k)
     cubes = x.unfold(0, n, 1).unfold(1, n, 1).unfold(2, n, 1)  # corner -> n^3 cube
