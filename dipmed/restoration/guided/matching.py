@@ -82,6 +82,7 @@ def match(x: torch.Tensor, ticks, n: int, radius: int, k: int) -> torch.Tensor:
     ids[:k] = 0
     filled = k
     batch = side if a.numel() <= _SMALL_SLAB else 1  # offsets along the last axis at once
+    axes = (0, 1, 2) if batch == 1 else (1, 2, 3)  # the cube's axes in a batch's differences
     first = torch.arange(side, dtype=torch.int32, device=x.device)
     for dx in range(-r, r + 1):
         for dy in range(-r, r + 1):
@@ -89,7 +90,6 @@ def match(x: torch.Tensor, ticks, n: int, radius: int, k: int) -> torch.Tensor:
             moved = moved.permute(2, 0, 1, 3)  # (dz, rows, sy, sz): views
             for z0 in range(0, side, batch):
                 d = a - (moved[z0] if batch == 1 else moved[z0 : z0 + batch])
-                axes = (0, 1, 2) if batch == 1 else (1, 2, 3)
                 sums = strided_box_sum(d.square_(), local, n, axes=axes)
                 pool[filled + z0 : filled + z0 + batch] = sums.reshape(-1, refs)
             ids[filled : filled + side] = (((dx + r) * side + dy + r) * side + first)[:, None]
