@@ -134,7 +134,7 @@ def _risk_lines(case: dict) -> list[str]:
                 )
             out.append(
                 f"- {r['method']}: SURE vs true squared error per voxel (stabilised "
-                f"units, input = 1): {pairs}."
+                f"units, input = {r['sure'].get('input', 1.0):.3f}): {pairs}."
             )
     return out + ([""] if out else [])
 

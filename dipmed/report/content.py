@@ -223,7 +223,8 @@ def _peak_gpu_memory(r) -> int | None:
 
 
 def _risk_rule(g) -> dict:
-    """Guided denoising: the candidate with the lowest SURE (stabilised units; input = 1)."""
+    """Guided denoising: the candidate with the lowest SURE (stabilised units; the input scores
+    its noise variance there, 1 unless read again on the guide's residual)."""
     return {
         "name": "sure",
         "chosen": g.chosen,

@@ -3,29 +3,40 @@ stabilised volume, with its SURE terms and its change along the shared probe."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from dipmed.restoration.guided import collaborative
-from dipmed.restoration.guided.risk import EPSILON, shifted, sure_terms
+from dipmed.restoration.guided.risk import EPSILON, residual_variance, shifted, sure_terms
 from dipmed.restoration.guided.stabiliser import psd
 from dipmed.restoration.noise.model import NoiseModel
 
 
-def guide_stage(u, variances, settings, model, context, clock):
-    """(g, its SURE terms, g(u + eps b) - g(u)), computed or taken from the checkpoint."""
+def guide_stage(u, variances, settings, model: NoiseModel, modality: str, context, clock):
+    """(g, its SURE terms, g(u + eps b) - g(u), the noise model the risk estimates use):
+    the guide and its change computed or taken from the checkpoint. Where the noise level
+    came from the wavelet estimate, the model's `stabilised_variance` is read on the
+    guide's residual (`risk.residual_variance`)."""
     saved = context.checkpoint.get("guide")
     if saved is None:
         saved = _guide(u, variances, settings.guide, model, context, clock)
         context.checkpoint.keep("guide", saved, "after guide")
     else:
         context.stage("guide: taken from the checkpoint")
-    return saved
+    guide, change, eps = saved
+    if model.source == "wavelet":
+        v = residual_variance(u, guide, change, eps, foreground=modality == "MR")
+        model = replace(model, stabilised_variance=v)
+    terms = sure_terms(u, guide, change, eps, model).astype(np.float16)
+    clock.lap("guide's risk estimate")
+    return guide, terms, change, model
 
 
 def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, context, clock):
-    """The guide g(u), its SURE terms (float16: they only feed the mean and a smoothed
-    map), and g(u + eps b) - g(u) for the final stage's divergence: a finite difference
-    through the whole guide (matching included), with the shared probe b."""
+    """The guide g(u), g(u + eps b) - g(u) for the SURE terms and the final stage's
+    divergence (a finite difference through the whole guide, matching included, with the
+    shared probe b), and eps."""
     if name == "bm4d":
         import bm4d  # optional extra; checked where the config is read
 
@@ -49,6 +60,4 @@ def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, context, cloc
             device=device,
         )
         change -= guide
-    terms = sure_terms(u, guide, change, eps, model).astype(np.float16)
-    clock.lap("guide's risk estimate")
-    return guide, terms, change
+    return guide, change, eps

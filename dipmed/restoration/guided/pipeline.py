@@ -19,8 +19,9 @@ Arrays in, arrays out (image units). Steps:
    is the members' mean's; the mean itself, "prior", is kept for benchmarks only).
 5. Choice by risk: each candidate's SURE, its divergence by one finite difference with a
    shared probe (through the whole guide; through the members at their final weights);
-   the input has SURE = 1. The lowest is returned: never one whose estimated risk exceeds
-   the input's.
+   the input has SURE = v, the noise variance in stabilised units (1, or where the level
+   came from the wavelet estimate, as read on the guide's residual: `risk`). The lowest
+   is returned: never one whose estimated risk exceeds the input's.
 6. Significant residual returned (`residual`): what grouping averaged away and the data
    show (a small lesion with no similar block) goes back into x.
 7. MR background: where the noisy magnitude's local mean is consistent with no signal
@@ -72,10 +73,12 @@ def guided_denoise(
     stabiliser = Stabiliser(model, modality)
     u = stabiliser.forward(noisy)
     variances = coefficient_variances(model)
-    guide, guide_terms, pilot_change = guide_stage(u, variances, settings, model, context, clock)
+    guide, guide_terms, pilot_change, model = guide_stage(
+        u, variances, settings, model, modality, context, clock
+    )
     members = fit_members(u, guide, stabiliser, model, settings, network, seed, context)
     clock.lap("members")
-    risks = {"input": 1.0, "guide": float(guide_terms.mean(dtype=np.float64))}
+    risks = {"input": model.stabilised_variance, "guide": float(guide_terms.mean(dtype=np.float64))}
     final = final_terms = None
     if members.pilot is not None:
         final, final_terms = _final_stage(
@@ -155,7 +158,7 @@ def _finish(noisy, u, estimate, terms, chosen, spread, stabiliser, model):
     at 0, and its uncertainty: the square root of the local risk (the SURE terms averaged
     over a `_LOCAL_RISK_VOX` Gaussian) plus the members' spread."""
     if chosen == "input":
-        restored, terms = noisy.astype(np.float32), np.ones_like(u)
+        restored, terms = noisy.astype(np.float32), np.full_like(u, model.stabilised_variance)
     else:
         estimate = estimate + significant_residual(u - estimate, model)
         restored = stabiliser.inverse(estimate)

@@ -37,6 +37,8 @@ class NoiseModel:
     sigma: float  # per-voxel noise std, image units
     correlation: np.ndarray | None  # (2 LAG + 1)^3 autocorrelation, centre 1; None: white
     source: str  # "given" | "air" | "wavelet"
+    stabilised_variance: float = 1.0  # the stabilised noise's variance as the guide's
+    # residual reads it (1: `sigma` exact); the risk estimates use it, the filters `sigma`
 
     @property
     def white(self) -> bool:

@@ -36,7 +36,7 @@ import torch
 from dipmed.errors import InputError
 
 SUFFIX = ".dipmed-checkpoint"
-FORMAT = 2  # the layout of the saved states (2: `runtime.training`'s); in the fingerprint
+FORMAT = 3  # the layout of saved states (3: the guide without its SURE terms); in the fingerprint
 EVERY_S = 300.0  # seconds between saves during a fit
 
 
