@@ -8,8 +8,8 @@ local average of them, the local error (the uncertainty map).
 
 SURE leans on v: 2 % too much in v puts the estimate about 0.02 under the true error on
 the benchmark crops. Where the level came from the wavelet estimate, which reads anatomy
-in its detail band as noise (1-5 % high on the benchmark crops, 11 % on a CT whose own
-noise is correlated), v is read again on the guide's residual (`residual_variance`).
+in its detail band as noise (its std 1-3 % high on the benchmark crops, 11 % on a CT
+whose own noise is correlated), v is read again on the guide's residual (`residual_variance`).
 """
 
 from __future__ import annotations
@@ -77,8 +77,10 @@ def residual_variance(u, guide, change, eps: float, foreground: bool) -> float:
     (MR): the blocks above the mean of u only, as the wavelet estimate reads them.
 
     On the benchmark crops and 8 others (MNI Rician 3-9 %, head CT 20 HU) it read the
-    noise's variance 2 % under to 2.3 % over, where the wavelet estimate read up to 24 %
-    over (benchmarks/README.md, issue 22, tenth session)."""
+    noise's variance 2 % under to 2.3 % over, where the wavelet estimate read 4 % under to
+    24 % over. Its limit: voxel-sharp edges of high contrast, which the guide leaves in its
+    residual (an unblurred phantom: 1.1-1.5x at 4 % noise; benchmarks/README.md, issue 22,
+    tenth session)."""
     b = probe(u.shape)
     residual, white, left = [], [], []
     for corner in itertools.product((0, 1), repeat=3):
