@@ -121,6 +121,31 @@ def test_a_noise_level_off_by_a_tenth_is_read_again_on_the_guides_residual(brain
     assert error_read < 0.03 and error_given > 0.1
 
 
+def test_without_air_the_risk_uses_the_variance_read_on_the_guides_residual(brain):
+    """A level from the wavelet detail: the input's risk is the noise variance read on the
+    guide's residual, and the guide's SURE tracks its true error (`fast`: the guide). With
+    contrast the wavelet detail takes for noise (its level 30x too high), the guide of that
+    level smooths the anatomy away; the variance read on its residual is still far below
+    the guide's risk, and the input, the better of the two, is returned (with the input
+    scoring 1, the guide was)."""
+    config = load_config(None, **{"guided.quality": "fast"})
+    for contrast, chosen in ((200.0, "guide"), (10**5, "input")):
+        clean = brain[6:-6, 6:-6, 6:-6] / brain.max() * contrast + 100.0  # no air border
+        noise = np.random.default_rng(8).normal(0, 10.0, clean.shape).astype(np.float32)
+        volume = Volume(clean + noise, np.eye(4), Meta(modality="CT"))
+        result = restore(volume, Task("denoise"), config)
+        g, level = result.run, result.sigma
+        assert g.noise_source == "wavelet" and g.chosen == chosen, (contrast, g.risks)
+        true = {
+            "input": (10.0 / level) ** 2,  # CT: stabilised by the level
+            "guide": float(np.mean((g.guide - clean) ** 2)) / level**2,
+        }
+        assert true[chosen] == min(true.values())
+        if chosen == "guide":
+            assert g.risks["input"] == pytest.approx(true["input"], rel=0.05)
+            assert abs(g.risks["guide"] - true["guide"]) < 0.03, (g.risks, true)
+
+
 def test_the_collaborative_guide_beats_the_noisy_input_and_gaussian_smoothing(brain):
     sigma = 0.08 * brain.max()
     noisy = brain + np.random.default_rng(3).normal(0, sigma, brain.shape).astype(np.float32)
