@@ -105,7 +105,8 @@ def _candidates(fit: dict) -> str:
     return (
         "<h3>Candidates</h3>"
         '<p class="note">Estimated mean squared error (SURE, stabilised units: the input '
-        "scores 1); the lowest is returned.</p>"
+        "scores its noise variance, 1 when the noise level is exact); the lowest is "
+        "returned.</p>"
         f'<table class="metrics"><tr><th>candidate</th><th>risk</th><th></th></tr>{rows}</table>'
     )
 
