@@ -17,7 +17,7 @@ from scipy.stats import spearmanr
 from conftest import run_cli
 from dipmed.config import load_config
 from dipmed.phantom import ct_phantom, mr_phantom
-from dipmed.restoration.guided import collaborative, matching
+from dipmed.restoration.guided import collaborative, matching, pipeline
 from dipmed.restoration.guided.risk import EPSILON, residual_variance, shifted, sure_terms
 from dipmed.restoration.noise.model import LAG, NoiseModel, cube_covariance, estimate_noise_model
 from dipmed.restoration.noise.vst import RicianVST, stabilised_variance_profile
@@ -144,6 +144,20 @@ def test_without_air_the_risk_uses_the_variance_read_on_the_guides_residual(brai
         if chosen == "guide":
             assert g.risks["input"] == pytest.approx(true["input"], rel=0.05)
             assert abs(g.risks["guide"] - true["guide"]) < 0.03, (g.risks, true)
+
+
+def test_the_local_risk_has_the_unit_variance_shape_and_the_read_variance_mean():
+    """The uncertainty map averages SURE terms of unit noise variance (they ranked the
+    error better) shifted by a constant to the mean of those of the variance read."""
+    rng = np.random.default_rng(0)
+    u, x, d = (rng.normal(size=(8, 8, 8)).astype(np.float32) for _ in range(3))
+    v = 0.9
+    terms = (u - x) ** 2 - v + 2 * v * d
+    local = pipeline._local_terms(u, x, terms, v)
+    shift = local - ((u - x) ** 2 - 1 + 2 * d)
+    np.testing.assert_allclose(shift, shift.mean(), atol=1e-5)
+    assert local.mean() == pytest.approx(terms.mean(), abs=1e-5)
+    np.testing.assert_array_equal(pipeline._local_terms(u, x, terms, 1.0), terms)
 
 
 def test_the_collaborative_guide_beats_the_noisy_input_and_gaussian_smoothing(brain):

@@ -159,14 +159,17 @@ def _finish(noisy, u, estimate, terms, chosen, spread, stabiliser, model):
     over a `_LOCAL_RISK_VOX` Gaussian) plus the members' spread."""
     if chosen == "input":
         restored, terms = noisy.astype(np.float32), np.full_like(u, model.stabilised_variance)
-    else:
+    local = _local_terms(u, estimate, terms, model.stabilised_variance)
+    del terms
+    if chosen != "input":
         estimate = estimate + significant_residual(u - estimate, model)
         restored = stabiliser.inverse(estimate)
     air = None
     if stabiliser.rician and chosen != "input":  # air: where the data say no signal, 0
         air = no_signal(noisy, restored, model.sigma)
         restored[air] = 0.0
-    uncertainty = gaussian_filter(terms.astype(np.float32), _LOCAL_RISK_VOX)
+    uncertainty = gaussian_filter(local, _LOCAL_RISK_VOX)
+    del local
     np.clip(uncertainty, 0.0, None, out=uncertainty)
     uncertainty *= np.square(stabiliser.slope(estimate))
     if spread is not None:
@@ -175,6 +178,26 @@ def _finish(noisy, u, estimate, terms, chosen, spread, stabiliser, model):
     if air is not None:  # the test's decision stands there: no signal, no error expected
         uncertainty[air] = 0.0
     return restored, uncertainty
+
+
+def _local_terms(u, estimate, terms, v: float) -> np.ndarray:
+    """The SURE terms the local risk averages: those of unit noise variance, (u - x)^2 - 1
+    + 2 d, shifted by a constant to the mean of the terms of v, (u - x)^2 - v + 2 v d. The
+    local map keeps the shape it had before v was read (its divergence d weighed as much as
+    the misfit, and ranked the error better: benchmarks/README.md, issue 22, tenth
+    session), and takes v's calibration."""
+    local = terms.astype(np.float32)  # a copy
+    if v == 1.0:
+        return local
+    target = float(local.mean(dtype=np.float64))
+    misfit = np.subtract(u, estimate, dtype=np.float32)
+    np.square(misfit, out=misfit)
+    misfit *= 1.0 - 1.0 / v
+    local /= v
+    local += misfit  # (u - x)^2 - 1 + 2 d
+    del misfit
+    local += target - float(local.mean(dtype=np.float64))
+    return local
 
 
 class _Clock:
