@@ -28,9 +28,10 @@ Arrays in, arrays out (image units). Steps:
    (Rayleigh) and the estimate is low, the estimate is 0 (`background`), and so is its
    uncertainty (the data's test stands there; the error of true air is then 0).
 8. Uncertainty, in image units per voxel: the square root of the local risk (the SURE
-   terms of the returned estimate averaged over a 2-voxel Gaussian) plus the variance
-   across the members (SURE members; recorrupted members are pilots, not estimates: the
-   variance of the pair final stage, guide).
+   terms of the returned estimate averaged over a 2-voxel Gaussian; those of unit noise
+   variance shifted to the mean of v's: `_local_terms`) plus the variance across the
+   members (SURE members; recorrupted members are pilots, not estimates: the variance of
+   the pair final stage, guide).
 """
 
 from __future__ import annotations
