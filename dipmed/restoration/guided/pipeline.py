@@ -161,7 +161,6 @@ def _finish(noisy, u, estimate, terms, chosen, spread, stabiliser, model):
     if chosen == "input":
         restored, terms = noisy.astype(np.float32), np.full_like(u, model.stabilised_variance)
     local = _local_terms(u, estimate, terms, model.stabilised_variance)
-    del terms
     if chosen != "input":
         estimate = estimate + significant_residual(u - estimate, model)
         restored = stabiliser.inverse(estimate)
