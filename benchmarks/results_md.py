@@ -117,7 +117,7 @@ def _risk_lines(case: dict) -> list[str]:
         if "sure" in r:
             pairs = ", ".join(
                 f"{k} {r['sure'][k]:.4f} vs {r['true_risk'][k]:.4f}"
-                for k in ("guide", "final")
+                for k in ("guide", "final", "smooth")
                 if k in r["sure"]
             )
             if "prior" in r["sure"]:  # not a candidate: logged

@@ -106,7 +106,7 @@ def run_guided(
     )
     g = result.run
     candidates = {"input": noisy, **g.candidates}
-    eligible = [k for k in ("input", "guide", "final") if k in candidates]  # not "prior"
+    eligible = [k for k in ("input", "guide", "final", "smooth") if k in candidates]  # not "prior"
     scores = {k: psnr(v, clean, data_range) for k, v in candidates.items()}
     target, forward = _stabilised_truth(clean, result.sigma, modality, sigma_true)
     true_risk = {k: float(np.mean((forward(v) - target) ** 2)) for k, v in candidates.items()}

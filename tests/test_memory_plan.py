@@ -46,5 +46,8 @@ def test_the_plan_predicts_the_measured_peak_within_25_percent(
 
 
 def test_the_whole_volumes_are_among_the_measurements():
+    """The whole head CT by the command, the whole MNI with and without members, on the
+    current model (the 512x512x300 CT, "ct-big@cli", 100 minutes here, was measured on
+    model 2: benchmarks/README.md)."""
     names = [m[0] for m in _measured()]
-    assert {"cli 256x256x108", "ct-big@cli", "mni-denoise@fast"} <= set(names)
+    assert {"cli 256x256x108", "mni-denoise", "mni-denoise@fast"} <= set(names)

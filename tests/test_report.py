@@ -55,7 +55,7 @@ def test_report_holds_what_downstream_tools_read(denoised_report):
     assert fit["method"] == "guided" and fit["device"] == "cpu" and fit["seconds"] > 0
     # guided: every candidate with its risk, the returned one the lowest
     risks = {c["name"]: c["risk"] for c in fit["candidates"]}
-    assert set(risks) == {"input", "guide", "final"} and risks["input"] == 1.0
+    assert set(risks) == {"input", "guide", "final", "smooth"} and risks["input"] == 1.0
     (returned,) = [c["name"] for c in fit["candidates"] if c["returned"]]
     assert risks[returned] == min(risks.values()) and returned == fit["rule"]["chosen"]
     # each member's loss per step beside its check (this pair's air reads correlated

@@ -229,6 +229,7 @@ def _risk_rule(g) -> dict:
         "name": "sure",
         "chosen": g.chosen,
         "guide": g.settings.guide,
+        "guide_variant": g.guide_variant,
         "members": g.members,
         "quality": g.settings.quality,
         "member": g.settings.member,

@@ -51,7 +51,9 @@ def _guided(report: dict) -> str:
     rule, versions, guided = fit["rule"], report["provenance"]["versions"], config["guided"]
     guide = {
         "collaborative": "dipmed's collaborative filter of grouped similar 4x4x4 cubes "
-        "(hard thresholding, then a Gaussian model of each group after NL-Bayes)",
+        "(hard thresholding, then a Gaussian model of each group after NL-Bayes; of that "
+        "stage and its smoother variant, the pilot's covariance scaled by 0.5, SURE kept "
+        f"the {'smoother variant' if rule.get('guide_variant') == 'smooth' else 'stage'})",
         "bm4d": "BM4D (the bm4d package, non-commercial licence)",
     }[rule["guide"]]
     where = {"air": "air at the border of the field of view"}.get(
@@ -101,7 +103,9 @@ def _members(rule: dict, fit: dict, guided: dict) -> str:
         f"{fit['iterations'] // max(rule['members'], 1)} Adam steps (learning rate "
         f"{guided['learning_rate']}) {training}; a Bayes stage (a Gaussian model of each "
         f"group of similar cubes, after NL-Bayes) piloted by their mean gave the final "
-        f"estimate. Of the input, the guide and the final estimate, "
+        f"estimate, and from the same groups its smoother variant (the pilot's covariance "
+        f"scaled by 0.8, every group weighted alike). Of the input, the guide and the two "
+        f"final estimates, "
     )
 
 

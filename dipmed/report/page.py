@@ -102,11 +102,17 @@ def _candidates(fit: dict) -> str:
         f"<td>{'returned' if c['returned'] else ''}</td></tr>"
         for c in fit["candidates"]
     )
+    finals = ""
+    if any(c["name"] == "smooth" for c in fit["candidates"]):
+        finals = (
+            " final: the Bayes stage piloted by the deep prior; smooth: the same stage, "
+            "smoother (the pilot's covariance x 0.8, every group weighted alike)."
+        )
     return (
         "<h3>Candidates</h3>"
         '<p class="note">Estimated mean squared error (SURE, stabilised units: the input '
         "scores its noise variance, 1 when the noise level is exact); the lowest is "
-        "returned.</p>"
+        f"returned.{finals}</p>"
         f'<table class="metrics"><tr><th>candidate</th><th>risk</th><th></th></tr>{rows}</table>'
     )
 

@@ -21,6 +21,11 @@ that of the pilot's cubes (their own basis instead of the fixed DCT) and whose m
 that of the noisy cubes; each cube's estimate is m + C (C + S)^-1 (y - m), S the noise
 covariance of a cube. It is linear in the noisy volume for a fixed pilot.
 
+The smoother variant of a Bayes stage (`bayes_pair`, `denoise`'s `variant`), from the same
+matching: the pilot's covariance x l (`smooth_scale`, the guide's `smooth_scale_guide`: a
+pilot that carries noise over-states the signal's variance), flat weights (`gaussian`).
+Smooth anatomy seen through a PSF rewards it, voxel-sharp edges do not: SURE chooses.
+
 Coloured noise enters as the variance of each 3D-DCT coefficient of a cube (`NoiseModel`),
 so a spatially correlated noise is shrunk where its power is, not everywhere alike.
 Arrays in, arrays out; torch on the CPU (or the device of the input).
@@ -35,10 +40,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from dipmed.restoration.guided import matching
+from dipmed.restoration.guided import gaussian, matching, shrinkage
 
 BATCH_BYTES = 256 * 2**20  # bytes of one grouped tensor batch (transform and aggregate)
 _BATCH_COPIES = 10  # grouped tensors alive at once in a batch (values, coefficients, ...)
+_SMOOTH_COPIES = 4  # ... more for a smoother variant (its series and weighted cubes)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,10 @@ class CollaborativeSettings:
     group_bayes: int = 64  # cubes per group, the Bayes stage
     threshold: float = 2.7  # stage 1 hard threshold, in noise stds of each coefficient
     window: float = 2.0  # Kaiser beta of the aggregation window (BM4D's; 0 is flat)
+    smooth_scale: float = 0.8  # the final stage's smoother variant: the pilot's covariance
+    # times this (`bayes_pair`)
+    smooth_scale_guide: float = 0.5  # ... the guide's Bayes stage's (`denoise`, its pilot
+    # the noisier hard-thresholded volume)
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -85,11 +95,14 @@ def denoise(
     pilot: np.ndarray | None = None,
     report: Callable[[int, int], None] | None = None,
     device: torch.device | str | None = None,
-) -> np.ndarray:
+    variant: str = "plain",
+):
     """Two-stage collaborative filtering of `noisy` (3D) with noise of the given spectrum:
     hard thresholding, then the Bayes stage piloted by its output (in place of BM4D's
     Wiener weights, which it beat as the guide's stage 2 and as the final stage:
-    benchmarks/README.md, issue 10).
+    benchmarks/README.md, issue 10). `variant`: "plain" (that stage), "smooth" (its
+    smoother variant, the module docstring, at `smooth_scale_guide`) or "pair" (both,
+    from one matching: a tuple).
 
     `variances`: a float (white noise of that variance) or the per-coefficient variances
     of a cube's 3D DCT (`coefficient_variances`). With `pilot`, stage 1 is skipped and the
@@ -106,8 +119,11 @@ def denoise(
         halves = [lambda d, t: report(d, 2 * t), lambda d, t: report(t + d, 2 * t)]
     if pilot is None:
         pilot = hard_threshold(noisy, variances, settings=settings, report=halves[0], device=device)
-    second = replace(settings, step=settings.step_guide_bayes)
-    return bayes(noisy, pilot, variances, settings=second, report=halves[1], device=device)
+    second = replace(
+        settings, step=settings.step_guide_bayes, smooth_scale=settings.smooth_scale_guide
+    )
+    model = {"plain": "bayes", "smooth": "smooth", "pair": "pair"}[variant]
+    return _piloted(noisy, pilot, variances, second, halves[1], device, model)
 
 
 def hard_threshold(
@@ -116,7 +132,7 @@ def hard_threshold(
     """Stage 1: groups matched on the noisy volume, coefficients hard-thresholded."""
     y = _tensor(noisy, device)
     var = _variances(variances, settings.cube)
-    return _stage(y, y, var, settings, pilot=None, report=report).cpu().numpy()
+    return _stage(y, y, var, settings, pilot=None, report=report)[0].cpu().numpy()
 
 
 def wiener(
@@ -153,11 +169,29 @@ def bayes(
     return _piloted(noisy, pilot, variances, settings, report, device, "bayes")
 
 
-def _piloted(noisy, pilot, variances, settings, report, device, model: str) -> np.ndarray:
+def bayes_pair(
+    noisy: np.ndarray,
+    pilot,
+    variances,
+    *,
+    settings=CollaborativeSettings(),
+    report=None,
+    device=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The Bayes stage and its smoother variant (the module docstring), from one matching:
+    (`bayes`'s estimate, the variant's). Both linear in noisy for a fixed pilot."""
+    return _piloted(noisy, pilot, variances, settings, report, device, "pair")
+
+
+def _piloted(noisy, pilot, variances, settings, report, device, model: str):
+    """A piloted stage: its estimate (its estimate and the smoother variant's, a tuple,
+    for `model` "pair")."""
     p = _tensor(pilot, device)
     var = _variances(variances, settings.cube)
     y = _tensor(noisy, device)
-    return _stage(y, p, var, settings, pilot=p, report=report, model=model).cpu().numpy()
+    out = _stage(y, p, var, settings, pilot=p, report=report, model=model)
+    out = tuple(x.cpu().numpy() for x in out)
+    return out if model == "pair" else out[0]
 
 
 def cube_noise(variances, n: int, device=None) -> torch.Tensor:
@@ -179,10 +213,11 @@ def _variances(variances, n: int) -> torch.Tensor:
 
 
 def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, model=None):
-    """One stage over the whole volume, in slabs of reference cubes (memory bounded).
+    """One stage over the whole volume, in slabs of reference cubes (memory bounded): a
+    tuple of its estimates (one; two for `model` "pair").
 
     Without a pilot: hard thresholding; with one, its Wiener weights (`model` "wiener") or
-    its groups' Gaussian model (`model` "bayes")."""
+    its groups' Gaussian model ("bayes"; "smooth": its smoother variant; "pair": both)."""
     n, device = settings.cube, y.device
     var = var.to(device)
     # one padded copy per distinct volume: stage 1 matches on y itself, stage 2 on its pilot
@@ -190,18 +225,19 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     pad = padded if match_on is y else matching.pad(match_on, n)
     if pilot is not None:
         pilot = (pad if pilot is match_on else matching.pad(pilot, n)).reshape(-1)
-    groups = {None: settings.group, "wiener": settings.group_wiener, "bayes": settings.group_bayes}
-    k = groups[model]
+    groups = {None: settings.group, "wiener": settings.group_wiener}
+    k = groups.get(model, settings.group_bayes)
     t, dk = cube_transform(n).to(device), dct_matrix(k).to(device)
-    if model == "bayes":
+    if model in ("bayes", "pair", "smooth"):
         noise = cube_noise(var, n, device)
         white = float(var[0]) if bool((var == var[0]).all()) else None  # S = s I
+    smooth = gaussian.series(settings.smooth_scale) if model in ("pair", "smooth") else None
     window = _window(n, settings.window).to(device)
     offsets = matching.cube_offsets(padded.shape, n).to(device)
     values = padded.reshape(-1)
-    numerator = torch.zeros(values.numel(), device=device)
-    denominator = torch.zeros(values.numel(), device=device)
-    batch = max(1, BATCH_BYTES // (k * n**3 * 4 * _BATCH_COPIES))
+    sums = [_Sums(values.numel(), device) for _ in range(2 if model == "pair" else 1)]
+    copies = _BATCH_COPIES + (_SMOOTH_COPIES if smooth else 0)
+    batch = max(1, BATCH_BYTES // (k * n**3 * 4 * copies))
     slabs = list(matching.reference_slabs(padded.shape, n, settings.step))
     for done, refs in enumerate(slabs):
         if report is not None:
@@ -210,80 +246,46 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
         for chunk in torch.split(bases, batch):
             flat = chunk[:, :, None] + offsets  # (B, K, n^3) voxel indices
             if pilot is None:
-                cubes, weight = _hard_threshold(values[flat], dk, t, var, settings.threshold)
+                cubes, weight = shrinkage.hard_threshold(
+                    values[flat], dk, t, var, settings.threshold
+                )
+            elif smooth is not None:
+                cubes, weight, variant = gaussian.estimate(
+                    values[flat], pilot[flat], noise, white, smooth=smooth
+                )
+                sums[-1].add(flat, variant, window.expand_as(variant))  # flat weights
+                del variant
+                if model == "smooth":
+                    continue
             elif model == "bayes":
-                cubes, weight = _gaussian(values[flat], pilot[flat], noise, white)
+                cubes, weight = gaussian.estimate(values[flat], pilot[flat], noise, white)
             else:
-                cubes, weight = _wiener(values[flat], pilot[flat], dk, t, var)
-            w = (weight[:, None, None] * window).expand_as(cubes)
-            numerator.index_add_(0, flat.reshape(-1), (cubes * w).reshape(-1))
-            denominator.index_add_(0, flat.reshape(-1), w.reshape(-1))
+                cubes, weight = shrinkage.wiener(values[flat], pilot[flat], dk, t, var)
+            sums[0].add(flat, cubes, (weight[:, None, None] * window).expand_as(cubes))
     if report is not None:
         report(len(slabs), len(slabs))
     shape = padded.shape
     del padded, pad, pilot, values  # the volume's copies count at the peak: freed first
-    numerator /= denominator.clamp_(min=1e-12)
-    del denominator
-    return matching.unpad(numerator.reshape(shape), y.shape).contiguous()
+    return tuple(matching.unpad(s.result().reshape(shape), y.shape).contiguous() for s in sums)
 
 
-def _hard_threshold(groups, dk, t, var, threshold: float):
-    """Groups (B, K, n^3) -> their estimates and weights: coefficients of the cube DCT and
-    the DCT across the group below `threshold` noise stds are zeroed."""
-    coef = dk @ groups @ t.T
-    keep = coef.abs() > threshold * var.sqrt()
-    estimate = torch.where(keep, coef, torch.zeros_like(coef))
-    weight = 1.0 / (var * keep).sum(dim=(1, 2)).clamp(min=float(var.min()))
-    return dk.T @ estimate @ t, weight
+class _Sums:
+    """The weighted sum of the cubes' estimates at each voxel and the sum of their
+    weights (aggregation); `result` divides them in place."""
 
+    def __init__(self, size: int, device):
+        self.numerator = torch.zeros(size, device=device)
+        self.denominator = torch.zeros(size, device=device)
 
-def _wiener(groups, pilots, dk, t, var):
-    """Groups -> estimates: each coefficient times |p|^2 / (|p|^2 + s^2), p the pilot's."""
-    pilot_coef = dk @ pilots @ t.T
-    gain = pilot_coef**2 / (pilot_coef**2 + var)
-    weight = 1.0 / (gain**2 * var).sum(dim=(1, 2)).clamp(min=float(var.min()) * 1e-3)
-    return dk.T @ (gain * (dk @ groups @ t.T)) @ t, weight
+    def add(self, flat, cubes, weights) -> None:
+        self.numerator.index_add_(0, flat.reshape(-1), (cubes * weights).reshape(-1))
+        self.denominator.index_add_(0, flat.reshape(-1), weights.reshape(-1))
 
-
-def _gaussian(groups, pilots, noise, white: float | None = None):
-    """Groups -> estimates under a Gaussian model of the group: x = m + (y - m) A^-1 C
-    (rows), C the pilot cubes' covariance, A = C + S, m the noisy cubes' mean; weighted by
-    the inverse of the estimate's noise variance, trace(G S G^T) with G = C A^-1 (white
-    noise, S = s I: s |G|^2, no product)."""
-    gain = _gain(pilots - pilots.mean(dim=1, keepdim=True), noise, white)  # A^-1 C = G^T
-    mean = groups.mean(dim=1, keepdim=True)
-    if white is not None:
-        spread = white * gain.square().sum(dim=(1, 2))
-    else:
-        spread = ((gain.transpose(1, 2) @ noise) * gain.transpose(1, 2)).sum(dim=(1, 2))
-    weight = 1.0 / spread.clamp(min=float(noise.diagonal().min()) * 1e-3)
-    return mean + (groups - mean) @ gain, weight
-
-
-def _gain(centred: torch.Tensor, noise: torch.Tensor, white: float | None = None) -> torch.Tensor:
-    """A^-1 C, C the covariance of the centred cubes (B, K, n^3), A = C + S; by Cholesky
-    (the inverse of A, then I - A^-1 S). Where C dwarfs S (hard edges of high contrast, a
-    small noise level), float32 rounding can leave A indefinite: those groups are computed
-    again in float64."""
-    eye = 1e-5 * float(noise.diagonal().mean()) * torch.eye(len(noise), device=noise.device)
-    c = centred.transpose(1, 2) @ centred / max(1, centred.shape[1] - 1)
-    regularised = noise + eye
-    factor, info = torch.linalg.cholesky_ex(c + regularised)
-    bad = info != 0
-    identity = torch.eye(len(noise), device=noise.device)
-    factor[bad] = identity  # failed factors: redone below in float64
-    # A^-1 C = I - A^-1 (S + eps I): an inverse and one product, 1.3x faster than a solve
-    inverse = torch.cholesky_inverse(factor)
-    if white is not None:  # S + eps I = (s + eps) I: a scale, no product
-        gain = identity - inverse * float(regularised[0, 0])
-    else:
-        gain = identity - inverse @ regularised
-    if bool(bad.any()):
-        x = centred[bad].double()
-        c = x.transpose(1, 2) @ x / max(1, x.shape[1] - 1)
-        factor = torch.linalg.cholesky(c + (noise + eye).double())
-        gain[bad] = torch.cholesky_solve(c, factor).float()
-    return gain
+    def result(self) -> torch.Tensor:
+        out = self.numerator
+        out /= self.denominator.clamp_(min=1e-12)
+        self.numerator = self.denominator = None
+        return out
 
 
 def _window(n: int, beta: float) -> torch.Tensor:

@@ -1,9 +1,14 @@
 """The guide of guided denoising: the collaborative filter (or BM4D, optional) on the
-stabilised volume, with its SURE terms and its change along the shared probe."""
+stabilised volume, with its SURE terms and its change along the shared probe.
+
+The collaborative guide's Bayes stage gives, from one matching, its plain estimate and
+its smoother variant (`collaborative`: the hard-thresholded pilot's covariance x 0.5,
+flat weights); the one of lower SURE is the guide, and the recorrupted members' pairs take
+their guides by the same variant (`Guide.variant`)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -13,51 +18,83 @@ from dipmed.restoration.guided.stabiliser import psd
 from dipmed.restoration.noise.model import NoiseModel
 
 
+@dataclass
+class Guide:
+    """The guide g(u), its SURE terms (float16), g(u + eps b) - g(u), the noise model the
+    risk estimates use, and the variant of the collaborative guide's Bayes stage it is
+    ("plain" or "smooth"; BM4D: "plain")."""
+
+    image: np.ndarray
+    terms: np.ndarray
+    change: np.ndarray
+    model: NoiseModel
+    variant: str = "plain"
+
+
 def guide_stage(u, variances, settings, model: NoiseModel, modality: str, context, clock):
-    """(g, its SURE terms, g(u + eps b) - g(u), the noise model the risk estimates use):
-    the guide and its change computed or taken from the checkpoint. Where the noise level
-    came from the wavelet estimate, the model's `stabilised_variance` is read on the
-    guide's residual (`risk.residual_variance`)."""
+    """The guide (`Guide`) computed or taken from the checkpoint. Where the noise level
+    came from the wavelet estimate, the model's `stabilised_variance` is read on the plain
+    guide's residual (`risk.residual_variance`); then each variant's SURE, the lower kept."""
     saved = context.checkpoint.get("guide")
     if saved is None:
-        saved = _guide(u, variances, settings.guide, model, context, clock)
+        saved = _guide(u, variances, settings.guide, model, modality, context, clock)
         context.checkpoint.keep("guide", saved, "after guide")
     else:
         context.stage("guide: taken from the checkpoint")
-    guide, change, eps = saved
-    if model.source == "wavelet":
-        v = residual_variance(u, guide, change, eps, foreground=modality == "MR")
-        model = replace(model, stabilised_variance=v)
+    guide, change, eps, variant, v = saved
+    model = replace(model, stabilised_variance=v)
     terms = sure_terms(u, guide, change, eps, model).astype(np.float16)
     clock.lap("guide's risk estimate")
-    return guide, terms, change, model
+    return Guide(guide, terms, change, model, variant)
 
 
-def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, context, clock):
-    """The guide g(u), g(u + eps b) - g(u) for the SURE terms and the final stage's
-    divergence (a finite difference through the whole guide, matching included, with the
-    shared probe b), and eps."""
+def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, modality, context, clock):
+    """(g, g(u + eps b) - g(u), eps, its variant, the noise variance v SURE uses): the
+    change is a finite difference through the whole guide, matching included, with the
+    shared probe b; of the two variants the one of lower SURE."""
     if name == "bm4d":
         import bm4d  # optional extra; checked where the config is read
 
         spectrum = 1.0 if model.white else psd(model, u.shape)
         run = lambda x: bm4d.bm4d(x, spectrum).astype(np.float32)  # noqa: E731
-        guide = run(u)
+        guides = {"plain": run(u)}
         clock.lap("guide")
         eps = 0.1  # BM4D is not linear in u: a small step
-        change = run(shifted(u, eps)) - guide
+        changes = {"plain": run(shifted(u, eps)) - guides["plain"]}
     else:
         device = context.device
-        guide = collaborative.denoise(
-            u, variances, report=context.parts("guide, slab"), device=device
+        pair = collaborative.denoise(
+            u, variances, report=context.parts("guide, slab"), device=device, variant="pair"
         )
+        guides = dict(zip(_VARIANTS, pair, strict=True))
+        del pair
         clock.lap("guide")
         eps = EPSILON
-        change = collaborative.denoise(
+        moved = collaborative.denoise(
             shifted(u, eps),
             variances,
             report=context.parts("guide's risk estimate, slab"),
             device=device,
+            variant="pair",
         )
-        change -= guide
-    return guide, change, eps
+        changes = {}
+        for key, m in zip(_VARIANTS, moved, strict=True):
+            m -= guides[key]
+            changes[key] = m
+        del moved, m
+    v = model.stabilised_variance
+    if model.source == "wavelet":
+        v = residual_variance(u, guides["plain"], changes["plain"], eps, modality == "MR")
+    scored = replace(model, stabilised_variance=v)
+    risk = {
+        k: float(sure_terms(u, g, changes[k], eps, scored).mean(dtype=np.float64))
+        for k, g in guides.items()
+    }
+    variant = min(risk, key=risk.get)
+    context.stage(
+        "guide: " + ", ".join(f"{k} SURE {r:.4f}" for k, r in risk.items()) + f"; {variant} kept"
+    )
+    return guides[variant], changes[variant], eps, variant, v
+
+
+_VARIANTS = ("plain", "smooth")

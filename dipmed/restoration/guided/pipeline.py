@@ -4,8 +4,9 @@ Arrays in, arrays out (image units). Steps:
 
 1. Stabilise: MR magnitude through the Rician VST (`vst`), CT (Gaussian) by u = y / sigma,
    so the noise has unit variance; its spectrum per cube coefficient from the noise model.
-2. Guide g: two-stage collaborative filtering (`collaborative`), or BM4D when asked for
-   and installed (non-commercial licence: never the default).
+2. Guide g: two-stage collaborative filtering (`collaborative`; of its Bayes stage and
+   that stage's smoother variant, the one of lower SURE: `guide`), or BM4D when asked
+   for and installed (non-commercial licence: never the default).
 3. Deep prior members: x = g + f_theta(u) (flipped per member, seeded per member), f a
    MONAI BasicUNet that sees u. By default (`recorrupted`) each is trained as the final
    stage's pilot: the misfit to u - z / a of that stage run on u + a z (Pang et al., CVPR
@@ -16,7 +17,9 @@ Arrays in, arrays out (image units). Steps:
    average of the iterates.
 4. Candidates: the input, the guide, and the Bayes stage of `collaborative` piloted by
    the members' mean ("final": each group of similar cubes a Gaussian whose covariance
-   is the members' mean's; the mean itself, "prior", is kept for benchmarks only).
+   is the members' mean's; the mean itself, "prior", is kept for benchmarks only), with
+   its smoother variant from the same matching ("smooth": that covariance x 0.8, flat
+   weights; better on smooth anatomy seen through a PSF, worse on voxel-sharp edges).
 5. Choice by risk: each candidate's SURE, its divergence by one finite difference with a
    shared probe (through the whole guide; through the members at their final weights);
    the input has SURE = v, the noise variance in stabilised units (1, or where the level
@@ -31,7 +34,7 @@ Arrays in, arrays out (image units). Steps:
    terms of the returned estimate averaged over a 2-voxel Gaussian; those of unit noise
    variance shifted to the mean of v's: `_local_terms`) plus the variance across the
    members (SURE members; recorrupted members are pilots, not estimates: the variance of
-   the pair final stage, guide).
+   the pair final stage returned, guide).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from dipmed.restoration.noise.model import NoiseModel
 from dipmed.restoration.runtime.context import RunContext
 
 _LOCAL_RISK_VOX = 2.0  # Gaussian width (voxels) over which the SURE terms are averaged
+_FINALS = ("final", "smooth")  # the final stage and its smoother variant (`bayes_pair`)
 
 
 def guided_denoise(
@@ -74,27 +78,27 @@ def guided_denoise(
     stabiliser = Stabiliser(model, modality)
     u = stabiliser.forward(noisy)
     variances = coefficient_variances(model)
-    guide, guide_terms, pilot_change, model = guide_stage(
-        u, variances, settings, model, modality, context, clock
+    chosen_guide = guide_stage(u, variances, settings, model, modality, context, clock)
+    guide, guide_terms, pilot_change = chosen_guide.image, chosen_guide.terms, chosen_guide.change
+    model, guide_variant = chosen_guide.model, chosen_guide.variant
+    del chosen_guide
+    members = fit_members(
+        u, guide, stabiliser, model, settings, network, seed, context, guide_variant
     )
-    members = fit_members(u, guide, stabiliser, model, settings, network, seed, context)
     clock.lap("members")
     risks = {"input": model.stabilised_variance, "guide": float(guide_terms.mean(dtype=np.float64))}
-    final = final_terms = None
+    finals = {}  # candidate -> (estimate, SURE terms)
     if members.pilot is not None:
-        final, final_terms = _final_stage(
-            u, members, pilot_change, variances, model, context, clock
-        )
-        risks["final"] = float(final_terms.mean(dtype=np.float64))
+        finals = _final_stage(u, members, pilot_change, variances, model, context, clock)
+        risks.update({k: float(t.mean(dtype=np.float64)) for k, (_, t) in finals.items()})
     del pilot_change
     chosen = min(risks, key=risks.get)
     if members.risk is not None:  # logged beside the candidates' (benchmarks, report), not one
         risks["prior"] = members.risk
-    kept = _done_with_pilot(members, settings, final, guide, stabiliser, context.candidates)
-    estimate, terms = {"input": (u, None), "guide": (guide, guide_terms)}.get(
-        chosen, (final, final_terms)
-    )
-    del guide_terms, final_terms, final
+    final = finals.get(chosen, finals.get("final", (None, None)))[0]
+    kept = _done_with_pilot(members, settings, finals, final, guide, stabiliser, context.candidates)
+    estimate, terms = {"input": (u, None), "guide": (guide, guide_terms), **finals}[chosen]
+    del guide_terms, finals, final
     restored, uncertainty = _finish(
         noisy, u, estimate, terms, chosen, members.spread, stabiliser, model
     )
@@ -114,23 +118,27 @@ def guided_denoise(
         seconds=time.perf_counter() - start,
         candidates={"guide": guide_image, **kept},
         stage_seconds=clock.laps,
+        guide_variant=guide_variant,
     )
 
 
-def _done_with_pilot(members: Members, settings, final, guide, stabiliser, keep: bool) -> dict:
+def _done_with_pilot(members: Members, settings, finals, final, guide, stabiliser, keep):
     """The prior and final images kept for benchmarks (`keep`), then the pilot dropped;
-    recorrupted members are pilots, not estimates: their spread is that of (final, guide)."""
+    recorrupted members are pilots, not estimates: their spread is that of (final, guide),
+    `final` the final stage returned (or, where neither is, the plain one)."""
     kept = {}
-    if keep and final is not None:
-        kept = {"prior": stabiliser.inverse(members.pilot), "final": stabiliser.inverse(final)}
+    if keep and finals:
+        kept = {"prior": stabiliser.inverse(members.pilot)}
+        kept.update({k: stabiliser.inverse(x) for k, (x, _) in finals.items()})
     members.pilot = None
     if final is not None and settings.member == "recorrupted":
         members.spread = spread([final, guide], stabiliser.inverse)
     return kept
 
 
-def _final_stage(u, members: Members, pilot_change, variances, model, context, clock):
-    """The members' risk, then the Bayes stage they pilot and its SURE terms.
+def _final_stage(u, members: Members, pilot_change, variances, model, context, clock) -> dict:
+    """The members' risk, then the Bayes stage they pilot and its smoother variant
+    ("final", "smooth": `collaborative.bayes_pair`), each with its SURE terms.
 
     The pilot moves with u, p(u + eps b) ~ p + dp: dp is the guide's change plus the
     members' change at their final weights (in patches); fitted whole, the members' own
@@ -143,15 +151,15 @@ def _final_stage(u, members: Members, pilot_change, variances, model, context, c
         members.risk = prior_risk(u, pilot, pilot_change, members.divergence, roles, model)
         pilot_change += members.change
     members.change = members.divergence = members.roles = None
-    final = collaborative.bayes(
+    finals = collaborative.bayes_pair(
         u, pilot, variances, report=context.parts("final Bayes stage, slab"), device=context.device
     )
     clock.lap("final stage")
     pilot_change += pilot  # in place: now the moved pilot, p + dp
     report = context.parts("final stage's risk estimate, slab")
-    terms = final_sure_terms(u, final, variances, model, pilot_change, report, context.device)
+    terms = final_sure_terms(u, finals, variances, model, pilot_change, report, context.device)
     clock.lap("final stage's risk estimate")
-    return final, terms
+    return dict(zip(_FINALS, zip(finals, terms, strict=True), strict=True))
 
 
 def _finish(noisy, u, estimate, terms, chosen, spread, stabiliser, model):

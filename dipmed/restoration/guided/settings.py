@@ -68,7 +68,7 @@ class GuidedResult:
     estimate: np.ndarray  # image units
     uncertainty: np.ndarray  # image units, per voxel
     guide: np.ndarray  # image units
-    chosen: str  # "final" | "guide" | "input"
+    chosen: str  # "final" | "smooth" | "guide" | "input"
     settings: GuidedSettings  # resolved: members, steps per member, patch
     noise_source: str  # "air" | "wavelet" | "given" (NoiseModel.source)
     noise_correlated: bool
@@ -78,6 +78,7 @@ class GuidedResult:
     seconds: float = 0.0
     candidates: dict = field(default_factory=dict, repr=False)  # name -> image units
     stage_seconds: dict = field(default_factory=dict)  # stage -> wall-clock seconds
+    guide_variant: str = "plain"  # the guide's Bayes stage: "plain" or "smooth" (by SURE)
 
     @property
     def members(self) -> int:

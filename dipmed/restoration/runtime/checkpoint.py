@@ -36,7 +36,8 @@ import torch
 from dipmed.errors import InputError
 
 SUFFIX = ".dipmed-checkpoint"
-FORMAT = 3  # the layout of saved states (3: the guide without its SURE terms); in the fingerprint
+FORMAT = 4  # the layout of saved states (4: the guide with its variant and noise
+# variance); in the fingerprint
 EVERY_S = 300.0  # seconds between saves during a fit
 
 

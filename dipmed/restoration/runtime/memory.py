@@ -14,8 +14,9 @@ rendered (input, stabilised data, guide, its risk terms in float16 and change, t
 done, the change sum, the probe shifted and the two tile renders); FILTER the
 collaborative filter's batches and slab temporaries (they grow with the volume until the
 batch cap) and FILTER_ARRAYS the arrays alive in the last filter stage (input, stabilised
-data, guide and its terms, final, spread, moved pilot and shifted input, and the stage's
-own two padded volumes, numerator and denominator).
+data, guide and its terms, the pilot, the final stage and its smoother variant, moved
+pilot and shifted input, and the stage's own two padded volumes, two numerators and two
+denominators: the stage and its variant from one matching).
 
 The coefficients are fitted to peak RSS measurements of fresh processes
 (`benchmarks/memory.py`, the figures in benchmarks/README.md, "Memory plan");
@@ -39,20 +40,23 @@ import torch
 from dipmed.errors import InputError
 
 GB = 2**30
-MODEL = 2  # the code the constants were measured on (2: whole-volume arrays updated in place)
+MODEL = 3  # the code the constants were measured on (3: the Bayes stages give their
+# smoother variant from the same matching, guide and final stage; 2: whole-volume arrays
+# updated in place)
 IMPORT = 0.23 * GB  # python with torch and dipmed imported
 CUDA_HOST = 0.5 * GB  # host memory of the CUDA runtime and libraries once a GPU is used
 STEP_PEAK = {32: 0.69 * GB, 48: 0.94 * GB, 64: 1.38 * GB, 80: 1.99 * GB, 96: 2.23 * GB}
 COMMAND = 0.16 * GB  # the command's own modules and buffers (reading, report, checkpoint)
 FIT_ARRAYS = 9.0
-FILTER = 1.35 * GB  # the filter's working set once its batches are full
-FILTER_PER_VOXEL = 3960.0  # ... and below that (64^3: 1.04 GB)
-FILTER_ARRAYS = 12.0
+FILTER = 1.2 * GB  # the filter's working set once its batches are full (model 3: fitted
+# to 64^3-160^3, the whole MNI and the whole head CT within -10..+19 %)
+FILTER_PER_VOXEL = 2400.0  # ... and below that (64^3: 0.59 GB)
+FILTER_ARRAYS = 15.0
 # the guide alone (no member fitted: `--quality fast`), measured on the whole MNI (1.28 GB)
 # with the filter of issue 22 (matching at the reference corners, 0.5 M-voxel slabs)
 FILTER_GUIDE = 0.60 * GB  # the filter's working set, the guide's stages only
-GUIDE_ARRAYS = 9.0  # input, stabilised data, guide, shifted input and the change, the
-# stage's padded volumes, numerator and denominator, its output
+GUIDE_ARRAYS = 12.0  # input, stabilised data, the guide and its variant, shifted input,
+# the stage's padded volumes, two numerators and two denominators, its outputs
 SIDES = tuple(sorted(STEP_PEAK, reverse=True))  # patch sides tried, largest first
 # (instance norm at the bottleneck, a sixteenth of the side, needs 2 voxels: 32 at least)
 AVAILABLE_SHARE = 0.8  # of the memory available now, when no budget is given
