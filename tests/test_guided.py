@@ -202,7 +202,7 @@ def test_the_bayes_stage_restores_white_and_coloured_noise_and_is_linear_in_the_
 
 
 def test_the_bayes_pair_is_the_stage_and_its_scaled_covariance_variant(brain, monkeypatch):
-    """`bayes_pair` from one matching: its first estimate is `bayes`'s, bit for bit; its
+    """`bayes(variant="pair")` from one matching: its first estimate is `bayes`'s, bit for bit; its
     second is the stage with the pilot's covariance x 0.8 and flat weights (computed here
     by a second Cholesky of 0.8 C + S), its gain's series within 1 % of the variant's
     change; for a fixed pilot both are linear in the data."""
@@ -210,7 +210,7 @@ def test_the_bayes_pair_is_the_stage_and_its_scaled_covariance_variant(brain, mo
     rng = np.random.default_rng(5)
     noisy = brain + rng.normal(0, sigma, brain.shape).astype(np.float32)
     pilot = collaborative.hard_threshold(noisy, sigma**2)
-    first, variant = collaborative.bayes_pair(noisy, pilot, sigma**2)
+    first, variant = collaborative.bayes(noisy, pilot, sigma**2, variant="pair")
     plain = collaborative.bayes(noisy, pilot, sigma**2)
     assert np.array_equal(first, plain)
 
@@ -226,8 +226,8 @@ def test_the_bayes_pair_is_the_stage_and_its_scaled_covariance_variant(brain, mo
     assert np.abs(variant - exact).max() < 0.01 * np.abs(exact - plain).max()
     assert np.abs(variant - plain).mean() > 0.01 * sigma  # a variant, not the stage again
     probe = rng.normal(0, sigma, brain.shape).astype(np.float32)
-    moved = collaborative.bayes_pair(noisy + probe, pilot, sigma**2)
-    alone = collaborative.bayes_pair(probe, pilot, sigma**2)
+    moved = collaborative.bayes(noisy + probe, pilot, sigma**2, variant="pair")
+    alone = collaborative.bayes(probe, pilot, sigma**2, variant="pair")
     for m, x, a in zip(moved, (first, variant), alone, strict=True):
         assert np.abs(m - x - a).max() < 1e-3 * np.abs(a).max()
 

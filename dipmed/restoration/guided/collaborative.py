@@ -21,7 +21,7 @@ that of the pilot's cubes (their own basis instead of the fixed DCT) and whose m
 that of the noisy cubes; each cube's estimate is m + C (C + S)^-1 (y - m), S the noise
 covariance of a cube. It is linear in the noisy volume for a fixed pilot.
 
-The smoother variant of a Bayes stage (`bayes_pair`, `denoise`'s `variant`), from the same
+The smoother variant of a Bayes stage (`bayes`'s and `denoise`'s `variant`), from the same
 matching: the pilot's covariance x l (`smooth_scale`, the guide's `smooth_scale_guide`: a
 pilot that carries noise over-states the signal's variance), flat weights (`gaussian`).
 Smooth anatomy seen through a PSF rewards it, voxel-sharp edges do not: SURE chooses.
@@ -45,6 +45,7 @@ from dipmed.restoration.guided import gaussian, matching, shrinkage
 BATCH_BYTES = 256 * 2**20  # bytes of one grouped tensor batch (transform and aggregate)
 _BATCH_COPIES = 10  # grouped tensors alive at once in a batch (values, coefficients, ...)
 _SMOOTH_COPIES = 4  # ... more for a smoother variant (its series and weighted cubes)
+_MODELS = {"plain": "bayes", "smooth": "smooth", "pair": "pair"}  # variant -> `_stage` model
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class CollaborativeSettings:
     threshold: float = 2.7  # stage 1 hard threshold, in noise stds of each coefficient
     window: float = 2.0  # Kaiser beta of the aggregation window (BM4D's; 0 is flat)
     smooth_scale: float = 0.8  # the final stage's smoother variant: the pilot's covariance
-    # times this (`bayes_pair`)
+    # times this (`bayes`'s `variant`)
     smooth_scale_guide: float = 0.5  # ... the guide's Bayes stage's (`denoise`, its pilot
     # the noisier hard-thresholded volume)
 
@@ -122,8 +123,8 @@ def denoise(
     second = replace(
         settings, step=settings.step_guide_bayes, smooth_scale=settings.smooth_scale_guide
     )
-    model = {"plain": "bayes", "smooth": "smooth", "pair": "pair"}[variant]
-    return _piloted(noisy, pilot, variances, second, halves[1], device, model)
+    return bayes(noisy, pilot, variances, settings=second, report=halves[1], device=device,
+                 variant=variant)  # fmt: skip
 
 
 def hard_threshold(
@@ -159,28 +160,17 @@ def bayes(
     settings=CollaborativeSettings(),
     report=None,
     device=None,
+    variant: str = "plain",
 ):
     """Stage 2 by a Gaussian model of each group (NL-Bayes): groups matched on `pilot`,
     their covariance from the pilot's cubes, their mean from `noisy` (linear in noisy).
+    `variant` as `denoise`'s, at `smooth_scale`: "pair" gives (the stage, its smoother
+    variant) from one matching, both linear in noisy for a fixed pilot.
 
     The pilot's own basis adapts to each group, where the Wiener weights keep the fixed
     DCT; the comparison is in benchmarks/README.md (issue 10).
     """
-    return _piloted(noisy, pilot, variances, settings, report, device, "bayes")
-
-
-def bayes_pair(
-    noisy: np.ndarray,
-    pilot,
-    variances,
-    *,
-    settings=CollaborativeSettings(),
-    report=None,
-    device=None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The Bayes stage and its smoother variant (the module docstring), from one matching:
-    (`bayes`'s estimate, the variant's). Both linear in noisy for a fixed pilot."""
-    return _piloted(noisy, pilot, variances, settings, report, device, "pair")
+    return _piloted(noisy, pilot, variances, settings, report, device, _MODELS[variant])
 
 
 def _piloted(noisy, pilot, variances, settings, report, device, model: str):

@@ -85,6 +85,8 @@ def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, modality, con
     v = model.stabilised_variance
     if model.source == "wavelet":
         v = residual_variance(u, guides["plain"], changes["plain"], eps, modality == "MR")
+    if len(guides) == 1:  # BM4D: nothing to choose (its SURE terms come in `guide_stage`)
+        return guides["plain"], changes["plain"], eps, "plain", v
     scored = replace(model, stabilised_variance=v)
     risk = {
         k: float(sure_terms(u, g, changes[k], eps, scored).mean(dtype=np.float64))

@@ -57,7 +57,7 @@ from dipmed.restoration.noise.model import NoiseModel
 from dipmed.restoration.runtime.context import RunContext
 
 _LOCAL_RISK_VOX = 2.0  # Gaussian width (voxels) over which the SURE terms are averaged
-_FINALS = ("final", "smooth")  # the final stage and its smoother variant (`bayes_pair`)
+_FINALS = ("final", "smooth")  # the final stage and its smoother variant (`bayes`'s "pair")
 
 
 def guided_denoise(
@@ -138,7 +138,7 @@ def _done_with_pilot(members: Members, settings, finals, final, guide, stabilise
 
 def _final_stage(u, members: Members, pilot_change, variances, model, context, clock) -> dict:
     """The members' risk, then the Bayes stage they pilot and its smoother variant
-    ("final", "smooth": `collaborative.bayes_pair`), each with its SURE terms.
+    ("final", "smooth": `collaborative.bayes`, variant "pair"), each with its SURE terms.
 
     The pilot moves with u, p(u + eps b) ~ p + dp: dp is the guide's change plus the
     members' change at their final weights (in patches); fitted whole, the members' own
@@ -151,8 +151,9 @@ def _final_stage(u, members: Members, pilot_change, variances, model, context, c
         members.risk = prior_risk(u, pilot, pilot_change, members.divergence, roles, model)
         pilot_change += members.change
     members.change = members.divergence = members.roles = None
-    finals = collaborative.bayes_pair(
-        u, pilot, variances, report=context.parts("final Bayes stage, slab"), device=context.device
+    report = context.parts("final Bayes stage, slab")
+    finals = collaborative.bayes(
+        u, pilot, variances, report=report, device=context.device, variant="pair"
     )
     clock.lap("final stage")
     pilot_change += pilot  # in place: now the moved pilot, p + dp

@@ -118,7 +118,7 @@ def prior_risk(u, prior, change, divergence, roles, model) -> float:
 
 
 def final_sure_terms(u, finals, variances, model, moved_pilot, report=None, device=None):
-    """SURE terms of the pair `finals` = W(u; pilot) (`collaborative.bayes_pair`: the
+    """SURE terms of the pair `finals` = W(u; pilot) (`collaborative.bayes`, variant "pair": the
     final stage and its smoother variant), the pilot moved as u moves: p(u + eps b) ~ p + dp.
 
     Each member is g + f_theta(u): dp is the guide's change plus the members' change at
@@ -127,8 +127,8 @@ def final_sure_terms(u, finals, variances, model, moved_pilot, report=None, devi
     term arrays.
     """
     eps = EPSILON
-    moved = collaborative.bayes_pair(
-        shifted(u, eps), moved_pilot, variances, report=report, device=device
+    moved = collaborative.bayes(
+        shifted(u, eps), moved_pilot, variances, report=report, device=device, variant="pair"
     )
     terms = []
     for x, m in zip(finals, moved, strict=True):
