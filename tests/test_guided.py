@@ -18,6 +18,7 @@ from conftest import run_cli
 from dipmed.config import load_config
 from dipmed.phantom import ct_phantom, mr_phantom
 from dipmed.restoration.guided import collaborative, gaussian, matching, pipeline
+from dipmed.restoration.guided.guide import pairs_guide
 from dipmed.restoration.guided.risk import EPSILON, residual_variance, shifted, sure_terms
 from dipmed.restoration.noise.model import LAG, NoiseModel, cube_covariance, estimate_noise_model
 from dipmed.restoration.noise.vst import RicianVST, stabilised_variance_profile
@@ -233,8 +234,8 @@ def test_the_bayes_pair_is_the_stage_and_its_scaled_covariance_variant(brain, mo
 
 
 def test_the_guide_pair_is_the_guide_and_its_smoother_variant_from_one_matching(brain):
-    """`denoise(variant="pair")`: the plain guide bit for bit, and the variant alone (as
-    the recorrupted pairs take it) bit for bit; the variant is smoother (a lower residual
+    """`denoise(variant="pair")`: the plain guide bit for bit, and the variant alone bit
+    for bit; the variant is smoother (a lower residual
     roughness is not asked: a different estimate at the guide's own scale 0.5)."""
     sigma = 0.08 * brain.max()
     noisy = brain + np.random.default_rng(7).normal(0, sigma, brain.shape).astype(np.float32)
@@ -299,6 +300,7 @@ def test_guided_denoising_beats_the_input_and_its_uncertainty_ranks_the_error(br
     # the members' mean has its risk logged but is never a candidate
     assert "prior" in result.run.risks and result.run.chosen != "prior"
     assert len(result.run.member_curves) == members
+    assert result.run.guide_variant == "plain"  # recorrupted members: no guide pair (`pairs_guide`)
     error = np.abs(result.volume.array - brain)
     rank = spearmanr(result.uncertainty.ravel(), error.ravel())[0]
     assert rank > 0.2, rank
@@ -332,6 +334,9 @@ def test_the_fast_preset_returns_the_guide_without_members_and_times_each_stage(
     assert sure.iterations > default.iterations  # SURE members keep their own step counts
     mine = load_config(None, **{"guided.quality": "best", "guided.members": 2}).guided.resolved()
     assert (mine.members, mine.iterations) == (2, best.iterations)  # a set key wins
+    # the guide's pair where the guide is returned or SURE members fit around it; where
+    # recorrupted members pilot the final stage (its own pair), the plain guide alone
+    assert pairs_guide(g.settings) and pairs_guide(sure) and not pairs_guide(default)
 
 
 def test_the_same_seed_gives_the_same_guided_result_on_cpu(brain):

@@ -75,6 +75,10 @@ def test_report_holds_what_downstream_tools_read(denoised_report):
     held_out = "a pair never trained on" if fit["loss"] == "recorrupted" else "held-out half"
     assert held_out in html and "<h3>Candidates</h3>" in html  # the member's check
     assert "Misfit |A(x) - y|" not in html  # no DIP misfit curve: guided has none
+    # the guide's pair only where SURE members fit around it (or no member): the methods
+    # text says SURE chose the guide's variant exactly then
+    pair = fit["rule"]["member"] == "sure"
+    assert fit["rule"]["guide_pair"] == pair and ("SURE kept the" in html) == pair
 
 
 def test_a_dicom_report_keeps_patient_identifiers_out(tmp_path, capsys):

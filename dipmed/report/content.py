@@ -12,6 +12,7 @@ from dipmed import metrics, quality
 from dipmed.config import RestoreConfig
 from dipmed.io import output_format
 from dipmed.report.provenance import peak_host_memory_bytes, provenance
+from dipmed.restoration.guided.guide import pairs_guide
 from dipmed.restoration.noise.estimate import estimate_noise
 from dipmed.restoration.result import Restoration
 from dipmed.restoration.task import Task
@@ -230,6 +231,7 @@ def _risk_rule(g) -> dict:
         "chosen": g.chosen,
         "guide": g.settings.guide,
         "guide_variant": g.guide_variant,
+        "guide_pair": g.settings.guide == "collaborative" and pairs_guide(g.settings),
         "members": g.members,
         "quality": g.settings.quality,
         "member": g.settings.member,

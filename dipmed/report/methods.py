@@ -49,11 +49,16 @@ def methods(report: dict) -> str:
 def _guided(report: dict) -> str:
     fit, config, noise = report["fit"], report["provenance"]["config"], report["noise"]
     rule, versions, guided = fit["rule"], report["provenance"]["versions"], config["guided"]
+    variant = "smoother variant" if rule.get("guide_variant") == "smooth" else "stage"
     guide = {
         "collaborative": "dipmed's collaborative filter of grouped similar 4x4x4 cubes "
-        "(hard thresholding, then a Gaussian model of each group after NL-Bayes; of that "
-        "stage and its smoother variant, the pilot's covariance scaled by 0.5, SURE kept "
-        f"the {'smoother variant' if rule.get('guide_variant') == 'smooth' else 'stage'})",
+        "(hard thresholding, then a Gaussian model of each group after NL-Bayes"
+        + (
+            "; of that stage and its smoother variant, the pilot's covariance scaled by "
+            f"0.5, SURE kept the {variant})"
+            if rule.get("guide_pair", True)
+            else ")"
+        ),
         "bm4d": "BM4D (the bm4d package, non-commercial licence)",
     }[rule["guide"]]
     where = {"air": "air at the border of the field of view"}.get(

@@ -35,11 +35,8 @@ class Members:
     roles: np.ndarray | None = None  # each voxel's role in the members' loss and risk
 
 
-def fit_members(
-    u, guide, stabiliser, model, settings, network, seed, context, guide_variant="plain"
-) -> Members:
-    """Fit the members (or take them from the checkpoint); their mean, change, spread.
-    `guide_variant`: the guide's (`guide.Guide.variant`), which recorrupted pairs follow."""
+def fit_members(u, guide, stabiliser, model, settings, network, seed, context) -> Members:
+    """Fit the members (or take them from the checkpoint); their mean, change, spread."""
     count = settings.members if settings.fits_members else 0
     out = Members(curves=[])
     if not count:
@@ -48,7 +45,7 @@ def fit_members(
     members, fit_at = [], time.perf_counter()  # the steps' ETA counts from here
     for m in range(count):
         member, change, curve, divergence = _member(
-            m, u, guide, roles, model, settings, network, seed, context, fit_at, guide_variant
+            m, u, guide, roles, model, settings, network, seed, context, fit_at
         )
         members.append(member)
         if out.change is None:
@@ -93,7 +90,7 @@ def member_roles(
     return roles
 
 
-def _member(m, u, guide, roles, model, settings, network, seed, context, fit_at, variant):
+def _member(m, u, guide, roles, model, settings, network, seed, context, fit_at):
     """Member m: taken from the checkpoint, or fitted (resumed from its saved state when
     there is one) and then kept there."""
     key, checkpoint = f"member{m}", context.checkpoint
@@ -111,9 +108,7 @@ def _member(m, u, guide, roles, model, settings, network, seed, context, fit_at,
         elapsed = time.perf_counter() - fit_at
         context.listener(Progress(m * settings.iterations + i, total, loss, elapsed))
 
-    fit, extra = fit_member, {}
-    if settings.member == "recorrupted":  # its pairs' guides: the guide's variant
-        fit, extra = fit_recorrupted_member, {"guide_variant": variant}
+    fit = fit_recorrupted_member if settings.member == "recorrupted" else fit_member
     done = fit(
         u,
         guide,
@@ -130,7 +125,6 @@ def _member(m, u, guide, roles, model, settings, network, seed, context, fit_at,
         rendering=context.parts(f"member {m + 1} of {settings.members}: tiles"),
         checkpoint=checkpoint,
         key=f"{key}-fit",
-        **extra,
     )
     checkpoint.drop(f"{key}-fit")
     context.checkpoint.keep(key, done, f"after {key}")

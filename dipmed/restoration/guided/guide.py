@@ -4,7 +4,10 @@ stabilised volume, with its SURE terms and its change along the shared probe.
 The collaborative guide's Bayes stage gives, from one matching, its plain estimate and
 its smoother variant (`collaborative`: the hard-thresholded pilot's covariance x 0.5,
 flat weights); the one of lower SURE is the guide, and the recorrupted members' pairs take
-their guides by the same variant (`Guide.variant`)."""
+their guides by the same variant (`Guide.variant`). Where recorrupted members pilot the
+final stage, which has its own pair, the guide is the plain stage alone: the variant was
+neutral there on the benchmark crops and cost a third of the whole MNI's guide passes
+(`pairs_guide`; benchmarks/README.md, issue 22, twelfth session)."""
 
 from __future__ import annotations
 
@@ -37,7 +40,8 @@ def guide_stage(u, variances, settings, model: NoiseModel, modality: str, contex
     guide's residual (`risk.residual_variance`); then each variant's SURE, the lower kept."""
     saved = context.checkpoint.get("guide")
     if saved is None:
-        saved = _guide(u, variances, settings.guide, model, modality, context, clock)
+        variants = _VARIANTS if pairs_guide(settings) else _VARIANTS[:1]
+        saved = _guide(u, variances, settings.guide, model, modality, context, clock, variants)
         context.checkpoint.keep("guide", saved, "after guide")
     else:
         context.stage("guide: taken from the checkpoint")
@@ -48,10 +52,17 @@ def guide_stage(u, variances, settings, model: NoiseModel, modality: str, contex
     return Guide(guide, terms, change, model, variant)
 
 
-def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, modality, context, clock):
+def pairs_guide(settings) -> bool:
+    """Whether the guide is chosen from its pair (`settings` resolved): with no member
+    (`fast`: the guide is returned) or with SURE members (correlated noise: they fit u
+    around the guide), not where recorrupted members pilot the final stage."""
+    return not settings.fits_members or settings.member == "sure"
+
+
+def _guide(u, variances, name: str, model: NoiseModel, modality, context, clock, variants):
     """(g, g(u + eps b) - g(u), eps, its variant, the noise variance v SURE uses): the
     change is a finite difference through the whole guide, matching included, with the
-    shared probe b; of the two variants the one of lower SURE."""
+    shared probe b; of the `variants` computed (the plain one first), the one of lower SURE."""
     if name == "bm4d":
         import bm4d  # optional extra; checked where the config is read
 
@@ -62,11 +73,11 @@ def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, modality, con
         eps = 0.1  # BM4D is not linear in u: a small step
         changes = {"plain": run(shifted(u, eps)) - guides["plain"]}
     else:
-        device = context.device
+        device, variant = context.device, "pair" if len(variants) == 2 else "plain"
         pair = collaborative.denoise(
-            u, variances, report=context.parts("guide, slab"), device=device, variant="pair"
+            u, variances, report=context.parts("guide, slab"), device=device, variant=variant
         )
-        guides = dict(zip(_VARIANTS, pair, strict=True))
+        guides = dict(zip(variants, _outputs(pair), strict=True))
         del pair
         clock.lap("guide")
         eps = EPSILON
@@ -75,17 +86,17 @@ def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, modality, con
             variances,
             report=context.parts("guide's risk estimate, slab"),
             device=device,
-            variant="pair",
+            variant=variant,
         )
         changes = {}
-        for key, m in zip(_VARIANTS, moved, strict=True):
+        for key, m in zip(variants, _outputs(moved), strict=True):
             m -= guides[key]
             changes[key] = m
         del moved, m
     v = model.stabilised_variance
     if model.source == "wavelet":
         v = residual_variance(u, guides["plain"], changes["plain"], eps, modality == "MR")
-    if len(guides) == 1:  # BM4D: nothing to choose (its SURE terms come in `guide_stage`)
+    if len(guides) == 1:  # nothing to choose (its SURE terms come in `guide_stage`)
         return guides["plain"], changes["plain"], eps, "plain", v
     scored = replace(model, stabilised_variance=v)
     risk = {
@@ -97,6 +108,11 @@ def _guide(u: np.ndarray, variances, name: str, model: NoiseModel, modality, con
         "guide: " + ", ".join(f"{k} SURE {r:.4f}" for k, r in risk.items()) + f"; {variant} kept"
     )
     return guides[variant], changes[variant], eps, variant, v
+
+
+def _outputs(out) -> tuple:
+    """`collaborative.denoise`'s output as a tuple (one array, or the pair's two)."""
+    return out if isinstance(out, tuple) else (out,)
 
 
 _VARIANTS = ("plain", "smooth")

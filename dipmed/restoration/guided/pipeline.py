@@ -4,9 +4,10 @@ Arrays in, arrays out (image units). Steps:
 
 1. Stabilise: MR magnitude through the Rician VST (`vst`), CT (Gaussian) by u = y / sigma,
    so the noise has unit variance; its spectrum per cube coefficient from the noise model.
-2. Guide g: two-stage collaborative filtering (`collaborative`; of its Bayes stage and
-   that stage's smoother variant, the one of lower SURE: `guide`), or BM4D when asked
-   for and installed (non-commercial licence: never the default).
+2. Guide g: two-stage collaborative filtering (`collaborative`; with no member or SURE
+   members, of its Bayes stage and that stage's smoother variant the one of lower SURE:
+   `guide`), or BM4D when asked for and installed (non-commercial licence: never the
+   default).
 3. Deep prior members: x = g + f_theta(u) (flipped per member, seeded per member), f a
    MONAI BasicUNet that sees u. By default (`recorrupted`) each is trained as the final
    stage's pilot: the misfit to u - z / a of that stage run on u + a z (Pang et al., CVPR
@@ -82,9 +83,7 @@ def guided_denoise(
     guide, guide_terms, pilot_change = chosen_guide.image, chosen_guide.terms, chosen_guide.change
     model, guide_variant = chosen_guide.model, chosen_guide.variant
     del chosen_guide
-    members = fit_members(
-        u, guide, stabiliser, model, settings, network, seed, context, guide_variant
-    )
+    members = fit_members(u, guide, stabiliser, model, settings, network, seed, context)
     clock.lap("members")
     risks = {"input": model.stabilised_variance, "guide": float(guide_terms.mean(dtype=np.float64))}
     finals = {}  # candidate -> (estimate, SURE terms)

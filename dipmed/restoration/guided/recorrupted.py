@@ -85,14 +85,13 @@ def fit_recorrupted_member(
     rendering: Callable[[int, int], None] | None = None,
     checkpoint: Checkpoint | None = None,
     key: str = "member",
-    guide_variant: str = "plain",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, None]:
     """As `member.fit_member`: (g(u) + f(u), f(u + probe_step probe()) - f(u), the curves,
-    None); each pair's guide is `collaborative.denoise` of `guide_variant`, as g(u) was
-    made. The curves (steps x 2): the misfit less its constant 1 + 1/a^2 on the step's
-    pair (the loss) and on the pair never trained on (every `CHECK_EVERY` steps and at the
-    last; NaN between), each an estimate of the final stage's squared error on y (noise
-    variance 1 + a^2)."""
+    None); each pair's guide is `collaborative.denoise`'s plain stage, as g(u) is made here
+    (`guide.pairs_guide`). The curves (steps x 2): the misfit less its constant 1 + 1/a^2
+    on the step's pair (the loss) and on the pair never trained on (every `CHECK_EVERY`
+    steps and at the last; NaN between), each an estimate of the final stage's squared
+    error on y (noise variance 1 + a^2)."""
     U = torch.from_numpy(np.ascontiguousarray(u, dtype=np.float32))[None, None]
     H = torch.from_numpy(roles)[None, None]
     net, correction = member_network(
@@ -101,7 +100,7 @@ def fit_recorrupted_member(
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     saver = Resumable(checkpoint or NoCheckpoint(), key, key, net, optimizer, generator)
-    stage = _Stage(model, settings.recorruption, device, guide_variant)
+    stage = _Stage(model, settings.recorruption, device)
     trained = min(settings.recorruptions, settings.iterations)  # a pair no step takes is waste
     pairs = stage.pairs(U, H, settings.patch, trained + 1, seed)
     losses = _fit(pairs, stage, correction, optimizer, saver, settings, progress)
@@ -174,9 +173,8 @@ class _Stage:
     """The Bayes stage on recorrupted blocks: the pairs, and the misfit of a pilot's
     group estimates to the target."""
 
-    def __init__(self, model: NoiseModel, alpha: float, device, guide_variant="plain"):
+    def __init__(self, model: NoiseModel, alpha: float, device):
         self.model, self.alpha, self.device = model, alpha, device
-        self.guide_variant = guide_variant  # the pairs' guides: as g(u) was made
         self.settings = collaborative.CollaborativeSettings()
         n = self.settings.cube
         self.variances = coefficient_variances(model) * (1.0 + alpha**2)
@@ -201,7 +199,7 @@ class _Stage:
         n, device = self.settings.cube, self.device
         z = self._coloured(rng.standard_normal(block.shape).astype(np.float32))
         y = block + self.alpha * z
-        guide = collaborative.denoise(y, self.variances, device=device, variant=self.guide_variant)
+        guide = collaborative.denoise(y, self.variances, device=device)
         target = block - z / self.alpha
 
         def padded(a) -> torch.Tensor:
