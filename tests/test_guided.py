@@ -204,8 +204,8 @@ def test_the_bayes_stage_restores_white_and_coloured_noise_and_is_linear_in_the_
 
 def test_the_bayes_pair_is_the_stage_and_its_scaled_covariance_variant(brain, monkeypatch):
     """`bayes(variant="pair")` from one matching: its first estimate is `bayes`'s, bit for bit; its
-    second is the stage with the pilot's covariance x 0.8 and flat weights (computed here
-    by a second Cholesky of 0.8 C + S), its gain's series within 1 % of the variant's
+    second is the stage with the pilot's covariance x l (`smooth_scale`) and flat weights
+    (computed here by a second Cholesky of l C + S), its gain's series within 1 % of the variant's
     change; for a fixed pilot both are linear in the data."""
     sigma = 0.08 * brain.max()
     rng = np.random.default_rng(5)
@@ -216,7 +216,8 @@ def test_the_bayes_pair_is_the_stage_and_its_scaled_covariance_variant(brain, mo
     assert np.array_equal(first, plain)
 
     def scaled(groups, pilots, noise, white=None):  # the variant, exactly
-        centred = (pilots - pilots.mean(dim=1, keepdim=True)) * np.sqrt(0.8)
+        scale = collaborative.CollaborativeSettings().smooth_scale
+        centred = (pilots - pilots.mean(dim=1, keepdim=True)) * np.sqrt(scale)
         mean = groups.mean(dim=1, keepdim=True)
         gain = gaussian.gain_of(centred, noise, white)
         return mean + (groups - mean) @ gain, torch.ones(len(groups))

@@ -109,7 +109,7 @@ def _members(rule: dict, fit: dict, guided: dict) -> str:
         f"{guided['learning_rate']}) {training}; a Bayes stage (a Gaussian model of each "
         f"group of similar cubes, after NL-Bayes) piloted by their mean gave the final "
         f"estimate, and from the same groups its smoother variant (the pilot's covariance "
-        f"scaled by 0.8, every group weighted alike). Of the input, the guide and the two "
+        f"scaled by 0.6, every group weighted alike). Of the input, the guide and the two "
         f"final estimates, "
     )
 

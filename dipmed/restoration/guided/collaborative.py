@@ -60,7 +60,7 @@ class CollaborativeSettings:
     group_bayes: int = 64  # cubes per group, the Bayes stage
     threshold: float = 2.7  # stage 1 hard threshold, in noise stds of each coefficient
     window: float = 2.0  # Kaiser beta of the aggregation window (BM4D's; 0 is flat)
-    smooth_scale: float = 0.8  # the final stage's smoother variant: the pilot's covariance
+    smooth_scale: float = 0.6  # the final stage's smoother variant: the pilot's covariance
     # times this (`bayes`'s `variant`)
     smooth_scale_guide: float = 0.5  # ... the guide's Bayes stage's (`denoise`, its pilot
     # the noisier hard-thresholded volume)

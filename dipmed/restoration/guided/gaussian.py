@@ -13,7 +13,7 @@ import math
 
 import torch
 
-SERIES_TOLERANCE = 0.005  # the variant's gain: series terms until the remainder is below
+SERIES_TOLERANCE = 0.002  # the variant's gain: series terms until the remainder is below
 
 
 def series(scale: float) -> tuple[float, int]:

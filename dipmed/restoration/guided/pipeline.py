@@ -19,7 +19,7 @@ Arrays in, arrays out (image units). Steps:
 4. Candidates: the input, the guide, and the Bayes stage of `collaborative` piloted by
    the members' mean ("final": each group of similar cubes a Gaussian whose covariance
    is the members' mean's; the mean itself, "prior", is kept for benchmarks only), with
-   its smoother variant from the same matching ("smooth": that covariance x 0.8, flat
+   its smoother variant from the same matching ("smooth": that covariance x 0.6, flat
    weights; better on smooth anatomy seen through a PSF, worse on voxel-sharp edges).
 5. Choice by risk: each candidate's SURE, its divergence by one finite difference with a
    shared probe (through the whole guide; through the members at their final weights);
