@@ -5,11 +5,13 @@ A group's K cubes (rows) are a Gaussian with the covariance C of the pilot's cub
 mean m of the noisy ones; each cube's estimate is m + (y - m) A^-1 C, A = C + S, S the noise
 covariance of a cube. The smoother variant takes l C for C: its gain is l (I - (1 - l) G)^-1
 G with G = A^-1 C, summed as a series in G (`series`): matrix products, no second inverse.
+The series is cut after n products with its tail taken at G's eigenvalue 1 (a geometric
+sum): l sum_j<n X^j G + X^n G, X = (1 - l) G, exact where an eigenvalue g of G is 0 or 1,
+off by ((1 - l) g)^n (1 - l)(1 - g) / l between (relative): 4 products at l = 0.6 where
+the plain cut needed 7 for the same bound.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -17,14 +19,22 @@ SERIES_TOLERANCE = 0.002  # the variant's gain: series terms until the remainder
 
 
 def series(scale: float) -> tuple[float, int]:
-    """(l, terms): the smoother variant's covariance scale and the terms of its gain's
-    series, l sum_j<terms (1 - l)^j G^(j+1), whose remainder at G's largest eigenvalue (< 1)
-    is below (1 - l)^terms <= `SERIES_TOLERANCE`."""
+    """(l, n): the smoother variant's covariance scale and the products of its gain's
+    series (the module docstring), the fewest whose relative error at its worst eigenvalue,
+    (1 - l)^(n + 1) / l * n^n / (n + 1)^(n + 1), is below `SERIES_TOLERANCE`."""
     if not 0.0 < scale <= 1.0:
         raise ValueError(f"smooth_scale must lie in (0, 1], not {scale}")
-    if scale == 1.0:
-        return 1.0, 1
-    return scale, max(1, math.ceil(math.log(SERIES_TOLERANCE) / math.log(1.0 - scale)))
+    products = 0
+    while _series_error(scale, products) > SERIES_TOLERANCE:
+        products += 1
+    return scale, products
+
+
+def _series_error(scale: float, n: int) -> float:
+    """The largest relative error, over G's eigenvalues in [0, 1], of the series cut
+    after n products with its tail at eigenvalue 1."""
+    worst = n**n / (n + 1) ** (n + 1)  # max of g^n (1 - g), at g = n / (n + 1)
+    return (1.0 - scale) ** (n + 1) / scale * worst
 
 
 def estimate(groups, pilots, noise, white: float | None = None, *, smooth=None):
@@ -33,9 +43,9 @@ def estimate(groups, pilots, noise, white: float | None = None, *, smooth=None):
     the inverse of the estimate's noise variance, trace(G S G^T) with G = C A^-1 (white
     noise, S = s I: s |G|^2, no product).
 
-    `smooth` (l, terms): also the variant of covariance l C, m + (y - m) l sum_j ((1 - l)
-    A^-1 C)^j A^-1 C over `terms` terms (`series`; `collaborative`'s docstring), its weights
-    flat; returns (estimates, weights, variant's estimates)."""
+    `smooth` (l, n): also the variant of covariance l C, m + (y - m) (l sum_j<n X^j G +
+    X^n G), G = A^-1 C, X = (1 - l) G, after n products (`series`; `collaborative`'s
+    docstring), its weights flat; returns (estimates, weights, variant's estimates)."""
     gain = gain_of(pilots - pilots.mean(dim=1, keepdim=True), noise, white)  # A^-1 C = G^T
     mean = groups.mean(dim=1, keepdim=True)
     if white is not None:
@@ -46,11 +56,11 @@ def estimate(groups, pilots, noise, white: float | None = None, *, smooth=None):
     shrunk = (groups - mean) @ gain
     if smooth is None:
         return shrunk.add_(mean), weight
-    scale, terms = smooth
-    total = shrunk  # Horner: z + (1 - l) (z + (1 - l) (...) G) G, z = (y - m) G
-    for _ in range(terms - 1):
+    scale, products = smooth
+    total = shrunk / scale  # Horner from the tail z / l: z + (1 - l) (z + ... ) G, z = (y - m) G
+    for _ in range(products):
         total = torch.baddbmm(shrunk, total, gain, alpha=1.0 - scale)
-    variant = total.mul_(scale).add_(mean) if terms > 1 else shrunk * scale + mean
+    variant = total.mul_(scale).add_(mean)
     return shrunk.add_(mean), weight, variant
 
 
