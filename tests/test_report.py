@@ -12,6 +12,7 @@ import pytest
 
 from conftest import PATIENT, digest, run_cli, run_cli_quietly, write_ct_series, write_mr_pair
 from dipmed.phantom import ct_phantom
+from dipmed.restoration.guided.collaborative import CollaborativeSettings
 from dipmed.volume import Volume
 
 FAST = ["--member-steps", "8", "--max-iters", "40", "--seed", "3"]
@@ -79,6 +80,8 @@ def test_report_holds_what_downstream_tools_read(denoised_report):
     # text says SURE chose the guide's variant exactly then
     pair = fit["rule"]["member"] == "sure"
     assert fit["rule"]["guide_pair"] == pair and ("SURE kept the" in html) == pair
+    scale = CollaborativeSettings().smooth_scale  # the variant's scale, as the engine ran it
+    assert fit["rule"]["smooth_scale"] == scale and f"covariance x {scale}" in html
 
 
 def test_a_dicom_report_keeps_patient_identifiers_out(tmp_path, capsys):

@@ -12,6 +12,7 @@ from dipmed import metrics, quality
 from dipmed.config import RestoreConfig
 from dipmed.io import output_format
 from dipmed.report.provenance import peak_host_memory_bytes, provenance
+from dipmed.restoration.guided.collaborative import CollaborativeSettings
 from dipmed.restoration.guided.guide import pairs_guide
 from dipmed.restoration.noise.estimate import estimate_noise
 from dipmed.restoration.result import Restoration
@@ -223,6 +224,9 @@ def _peak_gpu_memory(r) -> int | None:
     return int(torch.cuda.max_memory_allocated())
 
 
+_BAYES = CollaborativeSettings()  # the Bayes stages' settings, as the engine runs them
+
+
 def _risk_rule(g) -> dict:
     """Guided denoising: the candidate with the lowest SURE (stabilised units; the input scores
     its noise variance there, 1 unless read again on the guide's residual)."""
@@ -232,6 +236,8 @@ def _risk_rule(g) -> dict:
         "guide": g.settings.guide,
         "guide_variant": g.guide_variant,
         "guide_pair": g.settings.guide == "collaborative" and pairs_guide(g.settings),
+        "smooth_scale": _BAYES.smooth_scale,  # the smoother variants' covariance scales
+        "smooth_scale_guide": _BAYES.smooth_scale_guide,
         "members": g.members,
         "quality": g.settings.quality,
         "member": g.settings.member,

@@ -55,7 +55,7 @@ def _guided(report: dict) -> str:
         "(hard thresholding, then a Gaussian model of each group after NL-Bayes"
         + (
             "; of that stage and its smoother variant, the pilot's covariance scaled by "
-            f"0.5, SURE kept the {variant})"
+            f"{rule.get('smooth_scale_guide', 0.5)}, SURE kept the {variant})"
             if rule.get("guide_pair", True)
             else ")"
         ),
@@ -109,8 +109,8 @@ def _members(rule: dict, fit: dict, guided: dict) -> str:
         f"{guided['learning_rate']}) {training}; a Bayes stage (a Gaussian model of each "
         f"group of similar cubes, after NL-Bayes) piloted by their mean gave the final "
         f"estimate, and from the same groups its smoother variant (the pilot's covariance "
-        f"scaled by 0.6, every group weighted alike). Of the input, the guide and the two "
-        f"final estimates, "
+        f"scaled by {rule.get('smooth_scale', 0.6)}, every group weighted alike). Of the "
+        f"input, the guide and the two final estimates, "
     )
 
 

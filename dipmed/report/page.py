@@ -106,7 +106,8 @@ def _candidates(fit: dict) -> str:
     if any(c["name"] == "smooth" for c in fit["candidates"]):
         finals = (
             " final: the Bayes stage piloted by the deep prior; smooth: the same stage, "
-            "smoother (the pilot's covariance x 0.6, every group weighted alike)."
+            f"smoother (the pilot's covariance x {fit['rule'].get('smooth_scale', 0.6)}, "
+            "every group weighted alike)."
         )
     return (
         "<h3>Candidates</h3>"

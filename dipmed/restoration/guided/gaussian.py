@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-SERIES_TOLERANCE = 0.002  # the variant's gain: series terms until the remainder is below
+SERIES_TOLERANCE = 0.002  # the variant's gain: products until its relative error is below
 
 
 def series(scale: float) -> tuple[float, int]:

@@ -3,11 +3,11 @@ stabilised volume, with its SURE terms and its change along the shared probe.
 
 The collaborative guide's Bayes stage gives, from one matching, its plain estimate and
 its smoother variant (`collaborative`: the hard-thresholded pilot's covariance x 0.5,
-flat weights); the one of lower SURE is the guide, and the recorrupted members' pairs take
-their guides by the same variant (`Guide.variant`). Where recorrupted members pilot the
-final stage, which has its own pair, the guide is the plain stage alone: the variant was
-neutral there on the benchmark crops and cost a third of the whole MNI's guide passes
-(`pairs_guide`; benchmarks/README.md, issue 22, twelfth session)."""
+flat weights); the one of lower SURE is the guide (`Guide.variant`). Where recorrupted
+members pilot the final stage, which has its own pair, the guide is the plain stage alone,
+as their pairs' guides are: the variant was neutral there on the benchmark crops and cost
+a third of the whole MNI's guide passes (`pairs_guide`; benchmarks/README.md, issue 22,
+twelfth session)."""
 
 from __future__ import annotations
 
