@@ -235,7 +235,7 @@ def _risk_rule(g) -> dict:
         "chosen": g.chosen,
         "guide": g.settings.guide,
         "guide_variant": g.guide_variant,
-        "guide_pair": g.settings.guide == "collaborative" and pairs_guide(g.settings),
+        "guide_pair": pairs_guide(g.settings),
         "smooth_scale": _BAYES.smooth_scale,  # the smoother variants' covariance scales
         "smooth_scale_guide": _BAYES.smooth_scale_guide,
         "members": g.members,

@@ -40,8 +40,8 @@ def guide_stage(u, variances, settings, model: NoiseModel, modality: str, contex
     guide's residual (`risk.residual_variance`); then each variant's SURE, the lower kept."""
     saved = context.checkpoint.get("guide")
     if saved is None:
-        variants = _VARIANTS if pairs_guide(settings) else _VARIANTS[:1]
-        saved = _guide(u, variances, settings.guide, model, modality, context, clock, variants)
+        pair = pairs_guide(settings)
+        saved = _guide(u, variances, settings.guide, model, modality, context, clock, pair)
         context.checkpoint.keep("guide", saved, "after guide")
     else:
         context.stage("guide: taken from the checkpoint")
@@ -53,16 +53,19 @@ def guide_stage(u, variances, settings, model: NoiseModel, modality: str, contex
 
 
 def pairs_guide(settings) -> bool:
-    """Whether the guide is chosen from its pair (`settings` resolved): with no member
-    (`fast`: the guide is returned) or with SURE members (correlated noise: they fit u
-    around the guide), not where recorrupted members pilot the final stage."""
-    return not settings.fits_members or settings.member == "sure"
+    """Whether the guide is chosen from its pair (`settings` resolved): the collaborative
+    guide (BM4D has one variant) with no member (`fast`: the guide is returned) or with
+    SURE members (correlated noise: they fit u around the guide), not where recorrupted
+    members pilot the final stage."""
+    return settings.guide == "collaborative" and (
+        not settings.fits_members or settings.member == "sure"
+    )
 
 
-def _guide(u, variances, name: str, model: NoiseModel, modality, context, clock, variants):
+def _guide(u, variances, name: str, model: NoiseModel, modality, context, clock, pair: bool):
     """(g, g(u + eps b) - g(u), eps, its variant, the noise variance v SURE uses): the
     change is a finite difference through the whole guide, matching included, with the
-    shared probe b; of the `variants` computed (the plain one first), the one of lower SURE."""
+    shared probe b; with `pair`, of the two variants the one of lower SURE."""
     if name == "bm4d":
         import bm4d  # optional extra; checked where the config is read
 
@@ -73,7 +76,8 @@ def _guide(u, variances, name: str, model: NoiseModel, modality, context, clock,
         eps = 0.1  # BM4D is not linear in u: a small step
         changes = {"plain": run(shifted(u, eps)) - guides["plain"]}
     else:
-        device, variant = context.device, "pair" if len(variants) == 2 else "plain"
+        device, variant = context.device, "pair" if pair else "plain"
+        variants = _VARIANTS if pair else _VARIANTS[:1]
         pair = collaborative.denoise(
             u, variances, report=context.parts("guide, slab"), device=device, variant=variant
         )
