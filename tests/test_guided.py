@@ -234,6 +234,40 @@ def test_the_bayes_pair_is_the_stage_and_its_scaled_covariance_variant(brain, mo
         assert np.abs(m - x - a).max() < 1e-3 * np.abs(a).max()
 
 
+def test_aggregation_weights_sum_to_one_at_every_voxel_borders_included():
+    """Each stage's aggregation divides by the weights covering each voxel (spread from the
+    cubes' corners over the window): a constant volume comes back as itself, every voxel,
+    for the thresholded, Wiener and Bayes stages and the smoother variant."""
+    shape, level = (21, 18, 13), 7.0
+    flat = np.full(shape, level, np.float32)
+    ramp = flat + np.linspace(0, 1, shape[2], dtype=np.float32)  # a pilot with structure
+    outputs = [
+        collaborative.hard_threshold(flat, 0.01),
+        collaborative.wiener(flat, ramp, 0.01),
+        *collaborative.bayes(flat, ramp, 0.01, variant="pair"),
+    ]
+    for out in outputs:
+        assert np.abs(out - level).max() < 1e-4 * level
+
+
+def test_the_gain_stays_exact_where_the_pilot_dwarfs_the_noise():
+    """A group whose pilot spreads thousands of noise stds (a wild member, a bone edge at a
+    small noise level) is computed in float64: its gain A^-1 C keeps eigenvalues in [0, 1]
+    (float32 gave -19 on such a pilot) and matches a float64 solve."""
+    rng = np.random.default_rng(3)
+    cubes = rng.normal(0, 1, (4, 64, 64)).astype(np.float32)
+    cubes[:, :3] *= 3000.0  # three cubes far off the rest
+    centred = torch.from_numpy(cubes - cubes.mean(axis=1, keepdims=True))
+    noise = torch.eye(64)
+    gain = gaussian.gain_of(centred, noise, 1.0).double()
+    x = centred.double()
+    c = x.transpose(1, 2) @ x / 63
+    exact = torch.linalg.solve(c + noise.double() * (1 + 1e-5), c)
+    assert float((gain - exact).abs().max()) < 1e-4
+    eigenvalues = torch.linalg.eigvals(gain).real
+    assert float(eigenvalues.min()) > -1e-4 and float(eigenvalues.max()) < 1 + 1e-4
+
+
 def test_the_guide_pair_is_the_guide_and_its_smoother_variant_from_one_matching(brain):
     """`denoise(variant="pair")`: the plain guide bit for bit, and the variant alone bit
     for bit; the variant is smoother (a lower residual

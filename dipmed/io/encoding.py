@@ -21,12 +21,17 @@ def is_int16_exact(array: np.ndarray) -> bool:
 def int16_scaling(array: np.ndarray) -> tuple[float, float]:
     """(slope, intercept) with value = stored * slope + intercept, stored in int16.
 
-    Integer data in int16 range keep slope 1, intercept 0 (exact). Anything else spans
-    the int16 range linearly, so the rounding error is at most half a stored unit.
+    Integer data in int16 range keep slope 1, intercept 0 (exact). Non-negative data (a
+    magnitude, an uncertainty) keep intercept 0 and span 0..32767: zeros stay exact and
+    nothing reads back negative (an intercept written as a decimal string is rounded: a
+    stored minimum read back as -9e-13). Anything else spans the int16 range linearly.
+    The rounding error is at most half a stored unit.
     """
     if is_int16_exact(array):
         return 1.0, 0.0
     low, high = float(array.min()), float(array.max())
+    if low >= 0.0:
+        return (high / INT16_MAX if high > 0 else 1.0), 0.0
     slope = (high - low) / (2 * INT16_MAX) if high > low else 1.0
     return slope, low + INT16_MAX * slope
 

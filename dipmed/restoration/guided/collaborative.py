@@ -13,7 +13,8 @@ from the paper's description, for Gaussian noise of known (possibly coloured) sp
    coefficient. dipmed's stage 2 is `bayes` (below).
 4. Invert and aggregate: each estimated cube goes back to its place, weighted by the
    inverse of its group's estimated variance and by a Kaiser window (beta 2, as BM4D:
-   the cube's centre counts more than its edges); overlapping cubes are averaged.
+   the cube's centre counts more than its edges); overlapping cubes are averaged
+   (`aggregation`).
 
 `bayes`, the second stage of `denoise`, after NL-Bayes (Lebrun, Buades, Morel, SIAM J.
 Imaging Sci. 2013): each group of `group_bayes` cubes is a Gaussian whose covariance C is
@@ -40,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from dipmed.restoration.guided import gaussian, matching, shrinkage
+from dipmed.restoration.guided import aggregation, gaussian, matching, shrinkage
 
 BATCH_BYTES = 256 * 2**20  # bytes of one grouped tensor batch (transform and aggregate)
 _BATCH_COPIES = 10  # grouped tensors alive at once in a batch (values, coefficients, ...)
@@ -222,10 +223,10 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
         noise = cube_noise(var, n, device)
         white = float(var[0]) if bool((var == var[0]).all()) else None  # S = s I
     smooth = gaussian.series(settings.smooth_scale) if model in ("pair", "smooth") else None
-    window = _window(n, settings.window).to(device)
+    axis = aggregation.axis_window(n, settings.window).to(device)
     offsets = matching.cube_offsets(padded.shape, n).to(device)
     values = padded.reshape(-1)
-    sums = [_Sums(values.numel(), device) for _ in range(2 if model == "pair" else 1)]
+    sums = [aggregation.Sums(padded.shape, axis, device) for _ in range(1 + (model == "pair"))]
     copies = _BATCH_COPIES + (_SMOOTH_COPIES if smooth else 0)
     batch = max(1, BATCH_BYTES // (k * n**3 * 4 * copies))
     slabs = list(matching.reference_slabs(padded.shape, n, settings.step))
@@ -243,7 +244,7 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
                 cubes, weight, variant = gaussian.estimate(
                     values[flat], pilot[flat], noise, white, smooth=smooth
                 )
-                sums[-1].add(flat, variant, window.expand_as(variant))  # flat weights
+                sums[-1].add(chunk, flat, variant, None)  # flat weights
                 del variant
                 if model == "smooth":
                     continue
@@ -251,34 +252,9 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
                 cubes, weight = gaussian.estimate(values[flat], pilot[flat], noise, white)
             else:
                 cubes, weight = shrinkage.wiener(values[flat], pilot[flat], dk, t, var)
-            sums[0].add(flat, cubes, (weight[:, None, None] * window).expand_as(cubes))
+            sums[0].add(chunk, flat, cubes, weight)
     if report is not None:
         report(len(slabs), len(slabs))
     shape = padded.shape
     del padded, pad, pilot, values  # the volume's copies count at the peak: freed first
     return tuple(matching.unpad(s.result().reshape(shape), y.shape).contiguous() for s in sums)
-
-
-class _Sums:
-    """The weighted sum of the cubes' estimates at each voxel and the sum of their
-    weights (aggregation); `result` divides them in place."""
-
-    def __init__(self, size: int, device):
-        self.numerator = torch.zeros(size, device=device)
-        self.denominator = torch.zeros(size, device=device)
-
-    def add(self, flat, cubes, weights) -> None:
-        self.numerator.index_add_(0, flat.reshape(-1), (cubes * weights).reshape(-1))
-        self.denominator.index_add_(0, flat.reshape(-1), weights.reshape(-1))
-
-    def result(self) -> torch.Tensor:
-        out = self.numerator
-        out /= self.denominator.clamp_(min=1e-12)
-        self.numerator = self.denominator = None
-        return out
-
-
-def _window(n: int, beta: float) -> torch.Tensor:
-    """A separable 3D Kaiser window over a flattened cube (all ones for beta 0)."""
-    axis = torch.from_numpy(np.kaiser(n, beta)).float() if beta > 0 else torch.ones(n)
-    return torch.einsum("i,j,k->ijk", axis, axis, axis).reshape(-1)

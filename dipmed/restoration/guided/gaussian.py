@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 SERIES_TOLERANCE = 0.002  # the variant's gain: products until its relative error is below
+CONDITION_LIMIT = 1e4  # groups whose A may be worse conditioned than this: in float64
 
 
 def series(scale: float) -> tuple[float, int]:
@@ -67,17 +68,24 @@ def estimate(groups, pilots, noise, white: float | None = None, *, smooth=None):
 def gain_of(centred: torch.Tensor, noise: torch.Tensor, white: float | None = None) -> torch.Tensor:
     """A^-1 C, C the covariance of the centred cubes (B, K, n^3), A = C + S; by Cholesky
     (the inverse of A, then I - A^-1 S). Where C dwarfs S (hard edges of high contrast, a
-    small noise level), float32 rounding can leave A indefinite: those groups are computed
-    again in float64."""
+    small noise level; a wild pilot), float32 rounding leaves A^-1 inaccurate (its error
+    about the condition of A times 6e-8: a pilot 3000 noise stds off gave G eigenvalues of
+    -19, and the smoother variant's series made them 1e5 off) or A indefinite: groups whose
+    condition bound, trace(C) / the least noise variance, exceeds `CONDITION_LIMIT`, or
+    whose factor fails, are computed again in float64."""
     eye = 1e-5 * float(noise.diagonal().mean()) * torch.eye(len(noise), device=noise.device)
     c = centred.transpose(1, 2) @ centred / max(1, centred.shape[1] - 1)
     regularised = noise + eye
     factor, info = torch.linalg.cholesky_ex(c + regularised)
-    bad = info != 0
+    least = float(torch.linalg.eigvalsh(regularised.double()).min())
+    bad = (info != 0) | (c.diagonal(dim1=1, dim2=2).sum(dim=1) > CONDITION_LIMIT * least)
     identity = torch.eye(len(noise), device=noise.device)
-    factor[bad] = identity  # failed factors: redone below in float64
-    # A^-1 C = I - A^-1 (S + eps I): an inverse and one product, 1.3x faster than a solve
-    inverse = torch.cholesky_inverse(factor)
+    factor[bad] = identity  # redone below in float64
+    # A^-1 C = I - A^-1 (S + eps I): an inverse and one product, 1.3x faster than a solve;
+    # A^-1 = L^-T L^-1 by a triangular solve and a product, 2.7x faster than
+    # `cholesky_inverse` on this CPU (batches of 64 x 64)
+    lower = torch.linalg.solve_triangular(factor, identity.expand_as(factor), upper=False)
+    inverse = lower.transpose(1, 2) @ lower
     if white is not None:  # S + eps I = (s + eps) I: a scale, no product
         gain = identity - inverse * float(regularised[0, 0])
     else:
@@ -85,6 +93,6 @@ def gain_of(centred: torch.Tensor, noise: torch.Tensor, white: float | None = No
     if bool(bad.any()):
         x = centred[bad].double()
         c = x.transpose(1, 2) @ x / max(1, x.shape[1] - 1)
-        factor = torch.linalg.cholesky(c + (noise + eye).double())
+        factor = torch.linalg.cholesky(c + regularised.double())
         gain[bad] = torch.cholesky_solve(c, factor).float()
     return gain
