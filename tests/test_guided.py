@@ -18,7 +18,7 @@ from conftest import run_cli
 from dipmed.config import load_config
 from dipmed.phantom import ct_phantom, mr_phantom
 from dipmed.restoration.guided import collaborative, gaussian, matching, pipeline
-from dipmed.restoration.guided.guide import pairs_guide
+from dipmed.restoration.guided.guide import guide_pilots_final, pairs_guide
 from dipmed.restoration.guided.risk import EPSILON, residual_variance, shifted, sure_terms
 from dipmed.restoration.noise.model import LAG, NoiseModel, cube_covariance, estimate_noise_model
 from dipmed.restoration.noise.vst import RicianVST, stabilised_variance_profile
@@ -124,25 +124,26 @@ def test_a_noise_level_off_by_a_tenth_is_read_again_on_the_guides_residual(brain
 
 def test_without_air_the_risk_uses_the_variance_read_on_the_guides_residual(brain):
     """A level from the wavelet detail: the input's risk is the noise variance read on the
-    guide's residual, and the guide's SURE tracks its true error (`fast`: the guide). With
+    guide's residual, and the guide's SURE tracks its true error (`fast`: no member). With
     contrast the wavelet detail takes for noise (its level 30x too high), the guide of that
     level smooths the anatomy away; the variance read on its residual is still far below
     the guide's risk, and the input, the better of the two, is returned (with the input
     scoring 1, the guide was)."""
     config = load_config(None, **{"guided.quality": "fast"})
-    for contrast, chosen in ((200.0, "guide"), (10**5, "input")):
+    for contrast, chosen in ((200.0, "an estimate"), (10**5, "input")):
         clean = brain[6:-6, 6:-6, 6:-6] / brain.max() * contrast + 100.0  # no air border
         noise = np.random.default_rng(8).normal(0, 10.0, clean.shape).astype(np.float32)
         volume = Volume(clean + noise, np.eye(4), Meta(modality="CT"))
         result = restore(volume, Task("denoise"), config)
         g, level = result.run, result.sigma
-        assert g.noise_source == "wavelet" and g.chosen == chosen, (contrast, g.risks)
+        assert g.noise_source == "wavelet", g.noise_source
+        assert (g.chosen == "input") == (chosen == "input"), (contrast, g.risks)
         true = {
             "input": (10.0 / level) ** 2,  # CT: stabilised by the level
             "guide": float(np.mean((g.guide - clean) ** 2)) / level**2,
         }
-        assert true[chosen] == min(true.values())
-        if chosen == "guide":
+        assert (true["input"] < true["guide"]) == (chosen == "input")
+        if chosen != "input":
             assert g.risks["input"] == pytest.approx(true["input"], rel=0.05)
             assert abs(g.risks["guide"] - true["guide"]) < 0.03, (g.risks, true)
 
@@ -345,21 +346,30 @@ def test_guided_denoising_beats_the_input_and_its_uncertainty_ranks_the_error(br
     assert 0.5 * rms < rms_uncertainty < 2.0 * rms, (rms, rms_uncertainty)
 
 
-def test_the_fast_preset_returns_the_guide_without_members_and_times_each_stage(brain):
-    """quality fast: no member, no final stage; the risk still chooses against the input,
-    and every stage that ran has its seconds."""
+def test_the_fast_preset_pilots_the_final_stage_by_the_guide_and_times_each_stage(brain):
+    """quality fast: no member; the guide pilots the final stage on the guide's grid (its
+    pair); the risk still chooses among input, guide and the two (here within 0.1 dB of
+    the best of them: on this phantom's flat regions the guide itself, where on the
+    benchmark's MR crops the stage gained 0.27-0.37 dB), and every stage that ran has its
+    seconds."""
     noisy = _rician(brain, 0.06 * brain.max(), np.random.default_rng(4))
     volume = Volume(noisy, np.eye(4), Meta(modality="MR"))
-    fast = restore(volume, Task("denoise"), load_config(None, **{"guided.quality": "fast"}))
+    config = load_config(None, **{"guided.quality": "fast"})
+    fast = restore(volume, Task("denoise"), config, candidates=True)
     g = fast.run
     assert g.settings.quality == "fast" and g.members == 0 and g.member_curves == ()
-    assert set(g.risks) == {"input", "guide"} and g.chosen == "guide"
+    assert guide_pilots_final(g.settings) and "prior" not in g.candidates
+    assert set(g.risks) == {"input", "guide", "final", "smooth"}
     assert set(g.stage_seconds) == {
         "guide",
         "guide's risk estimate",
         "members",
+        "final stage",
+        "final stage's risk estimate",
         "choice, residual and uncertainty",
     }
+    scores = {k: _psnr(g.candidates[k], brain) for k in ("guide", "final", "smooth")}
+    assert scores[g.chosen] > max(scores.values()) - 0.1, (g.chosen, scores)
     assert _psnr(fast.volume.array, brain) > _psnr(noisy, brain) + 5.0
     best = load_config(None, **{"guided.quality": "best"}).guided.resolved()
     default = load_config(None).guided.resolved()

@@ -13,7 +13,7 @@ from dipmed.config import RestoreConfig
 from dipmed.io import output_format
 from dipmed.report.provenance import peak_host_memory_bytes, provenance
 from dipmed.restoration.guided.collaborative import CollaborativeSettings
-from dipmed.restoration.guided.guide import pairs_guide
+from dipmed.restoration.guided.guide import guide_pilots_final, pairs_guide
 from dipmed.restoration.noise.estimate import estimate_noise
 from dipmed.restoration.result import Restoration
 from dipmed.restoration.task import Task
@@ -236,6 +236,8 @@ def _risk_rule(g) -> dict:
         "guide": g.settings.guide,
         "guide_variant": g.guide_variant,
         "guide_pair": pairs_guide(g.settings),
+        "guide_pilots_final": guide_pilots_final(g.settings),
+        "step_guide_bayes": _BAYES.step_guide_bayes,  # the guide's grid (voxels)
         "smooth_scale": _BAYES.smooth_scale,  # the smoother variants' covariance scales
         "smooth_scale_guide": _BAYES.smooth_scale_guide,
         "members": g.members,

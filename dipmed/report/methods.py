@@ -87,6 +87,15 @@ def _guided(report: dict) -> str:
 def _members(rule: dict, fit: dict, guided: dict) -> str:
     """The deep-prior part of the guided method, as the quality preset ran it."""
     preset = f"Quality preset {rule.get('quality', 'default')}. "
+    if not rule["members"] and rule.get("guide_pilots_final"):
+        return preset + (
+            "No deep-prior member was fitted; a Bayes stage (a Gaussian model of each group "
+            f"of similar cubes, after NL-Bayes, on a {rule['step_guide_bayes']}-voxel grid) "
+            f"piloted by the guide gave the final estimate, and from the same groups its "
+            f"smoother variant (the pilot's covariance scaled by "
+            f"{rule.get('smooth_scale', 0.6)}, every group weighted alike). Of the input, "
+            "the guide and the two final estimates, "
+        )
     if not rule["members"]:
         return preset + "No deep-prior member was fitted; of the input and the guide, "
     if rule.get("member", "sure") == "sure":

@@ -104,8 +104,9 @@ def _candidates(fit: dict) -> str:
     )
     finals = ""
     if any(c["name"] == "smooth" for c in fit["candidates"]):
+        pilot = "the guide" if fit["rule"].get("guide_pilots_final") else "the deep prior"
         finals = (
-            " final: the Bayes stage piloted by the deep prior; smooth: the same stage, "
+            f" final: the Bayes stage piloted by {pilot}; smooth: the same stage, "
             f"smoother (the pilot's covariance x {fit['rule'].get('smooth_scale', 0.6)}, "
             "every group weighted alike)."
         )

@@ -62,6 +62,15 @@ def pairs_guide(settings) -> bool:
     )
 
 
+def guide_pilots_final(settings) -> bool:
+    """Whether the guide pilots the final stage (`settings` resolved): the collaborative
+    guide with no member (`fast`), the pair on the guide's grid (`step_guide_bayes`). On
+    the benchmark crops and 8 others (MNI Rician 3-9 %) it gained 0.27-0.37 dB over the
+    guide alone for about 0.7x the guide's time (benchmarks/README.md, issue 22, thirteenth
+    session); on three CT crops SURE's pick was within -0.08..+0.04 dB of the guide."""
+    return settings.guide == "collaborative" and not settings.fits_members
+
+
 def _guide(u, variances, name: str, model: NoiseModel, modality, context, clock, pair: bool):
     """(g, g(u + eps b) - g(u), eps, its variant, the noise variance v SURE uses): the
     change is a finite difference through the whole guide, matching included, with the

@@ -21,6 +21,7 @@ Arrays in, arrays out (image units). Steps:
    is the members' mean's; the mean itself, "prior", is kept for benchmarks only), with
    its smoother variant from the same matching ("smooth": that covariance x 0.6, flat
    weights; better on smooth anatomy seen through a PSF, worse on voxel-sharp edges).
+   With no member (`fast`), the guide pilots that stage, on the guide's 3-voxel grid.
 5. Choice by risk: each candidate's SURE, its divergence by one finite difference with a
    shared probe (through the whole guide; through the members at their final weights);
    the input has SURE = v, the noise variance in stabilised units (1, or where the level
@@ -34,20 +35,21 @@ Arrays in, arrays out (image units). Steps:
 8. Uncertainty, in image units per voxel: the square root of the local risk (the SURE
    terms of the returned estimate averaged over a 2-voxel Gaussian; those of unit noise
    variance shifted to the mean of v's: `_local_terms`) plus the variance across the
-   members (SURE members; recorrupted members are pilots, not estimates: the variance of
-   the pair final stage returned, guide).
+   members (SURE members; recorrupted members are pilots, not estimates, and `fast` has
+   none: the variance of the pair final stage returned, guide).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from dipmed.restoration.guided import collaborative
 from dipmed.restoration.guided.ensemble import Members, fit_members, spread
-from dipmed.restoration.guided.guide import guide_stage
+from dipmed.restoration.guided.guide import guide_pilots_final, guide_stage
 from dipmed.restoration.guided.residual import significant_residual
 from dipmed.restoration.guided.risk import final_sure_terms, prior_risk
 from dipmed.restoration.guided.settings import GuidedResult, GuidedSettings
@@ -59,6 +61,7 @@ from dipmed.restoration.runtime.context import RunContext
 
 _LOCAL_RISK_VOX = 2.0  # Gaussian width (voxels) over which the SURE terms are averaged
 _FINALS = ("final", "smooth")  # the final stage and its smoother variant (`bayes`'s "pair")
+_BAYES = collaborative.CollaborativeSettings()  # the final stage's settings
 
 
 def guided_denoise(
@@ -89,13 +92,16 @@ def guided_denoise(
     finals = {}  # candidate -> (estimate, SURE terms)
     if members.pilot is not None:
         finals = _final_stage(u, members, pilot_change, variances, model, context, clock)
-        risks.update({k: float(t.mean(dtype=np.float64)) for k, (_, t) in finals.items()})
+    elif guide_pilots_final(settings):  # `fast`: the guide pilots the final stage
+        stage = replace(_BAYES, step=_BAYES.step_guide_bayes)
+        finals = _pair_stage(u, guide, pilot_change, variances, model, context, clock, stage)
+    risks.update({k: float(t.mean(dtype=np.float64)) for k, (_, t) in finals.items()})
     del pilot_change
     chosen = min(risks, key=risks.get)
     if members.risk is not None:  # logged beside the candidates' (benchmarks, report), not one
         risks["prior"] = members.risk
     final = finals.get(chosen, finals.get("final", (None, None)))[0]
-    kept = _done_with_pilot(members, settings, finals, final, guide, stabiliser, context.candidates)
+    kept = _done_with_pilot(members, finals, final, guide, stabiliser, context.candidates)
     estimate, terms = {"input": (u, None), "guide": (guide, guide_terms), **finals}[chosen]
     del guide_terms, finals, final
     restored, uncertainty = _finish(
@@ -121,16 +127,18 @@ def guided_denoise(
     )
 
 
-def _done_with_pilot(members: Members, settings, finals, final, guide, stabiliser, keep):
-    """The prior and final images kept for benchmarks (`keep`), then the pilot dropped;
-    recorrupted members are pilots, not estimates: their spread is that of (final, guide),
-    `final` the final stage returned (or, where neither is, the plain one)."""
+def _done_with_pilot(members: Members, finals, final, guide, stabiliser, keep):
+    """The prior and final images kept for benchmarks (`keep`), then the pilot dropped.
+    Where no member gave a spread (recorrupted members are pilots, not estimates; `fast`
+    fits none), the spread is that of (final, guide), `final` the final stage returned
+    (or, where neither is, the plain one)."""
     kept = {}
-    if keep and finals:
+    if keep and members.pilot is not None:
         kept = {"prior": stabiliser.inverse(members.pilot)}
+    if keep:
         kept.update({k: stabiliser.inverse(x) for k, (x, _) in finals.items()})
     members.pilot = None
-    if final is not None and settings.member == "recorrupted":
+    if final is not None and members.spread is None:
         members.spread = spread([final, guide], stabiliser.inverse)
     return kept
 
@@ -150,14 +158,24 @@ def _final_stage(u, members: Members, pilot_change, variances, model, context, c
         members.risk = prior_risk(u, pilot, pilot_change, members.divergence, roles, model)
         pilot_change += members.change
     members.change = members.divergence = members.roles = None
+    return _pair_stage(u, pilot, pilot_change, variances, model, context, clock, _BAYES)
+
+
+def _pair_stage(u, pilot, pilot_change, variances, model, context, clock, settings) -> dict:
+    """The Bayes stage piloted by `pilot` and its smoother variant ("final", "smooth":
+    `collaborative.bayes`, variant "pair", under `settings`), each with its SURE terms; the
+    pilot moves with u by `pilot_change` (made the moved pilot in place)."""
     report = context.parts("final Bayes stage, slab")
     finals = collaborative.bayes(
-        u, pilot, variances, report=report, device=context.device, variant="pair"
-    )
+        u, pilot, variances, settings=settings, report=report, device=context.device,
+        variant="pair",
+    )  # fmt: skip
     clock.lap("final stage")
     pilot_change += pilot  # in place: now the moved pilot, p + dp
     report = context.parts("final stage's risk estimate, slab")
-    terms = final_sure_terms(u, finals, variances, model, pilot_change, report, context.device)
+    terms = final_sure_terms(
+        u, finals, variances, model, pilot_change, report, context.device, settings
+    )
     clock.lap("final stage's risk estimate")
     return dict(zip(_FINALS, zip(finals, terms, strict=True), strict=True))
 

@@ -13,7 +13,7 @@ Precision = Literal["fp32", "bf16"]
 MemberLoss = Literal["auto", "recorrupted", "sure"]
 
 QUALITY = {  # preset -> (deep-prior members, steps per member); benchmarks/README.md
-    "fast": (0, 0),  # the open guide alone, no member, no final stage
+    "fast": (0, 0),  # no member: the open guide pilots the final stage (on its grid)
     "default": (1, 32),  # one member piloting the final stage
     "best": (3, 40),  # three members (seeds, flips), their mean the pilot: ~3x default's time
 }
