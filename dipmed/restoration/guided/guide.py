@@ -7,7 +7,8 @@ flat weights); the one of lower SURE is the guide (`Guide.variant`). Where recor
 members pilot the final stage, which has its own pair, the guide is the plain stage alone,
 as their pairs' guides are: the variant was neutral there on the benchmark crops and cost
 a third of the whole MNI's guide passes (`pairs_guide`; benchmarks/README.md, issue 22,
-twelfth session)."""
+twelfth session). With no member (`fast`), the guide pilots the final stage
+(`guide_pilots_final`)."""
 
 from __future__ import annotations
 
@@ -54,9 +55,9 @@ def guide_stage(u, variances, settings, model: NoiseModel, modality: str, contex
 
 def pairs_guide(settings) -> bool:
     """Whether the guide is chosen from its pair (`settings` resolved): the collaborative
-    guide (BM4D has one variant) with no member (`fast`: the guide is returned) or with
-    SURE members (correlated noise: they fit u around the guide), not where recorrupted
-    members pilot the final stage."""
+    guide (BM4D has one variant) with no member (`fast`: the guide is returned or pilots
+    the final stage) or with SURE members (correlated noise: they fit u around the guide),
+    not where recorrupted members pilot the final stage."""
     return settings.guide == "collaborative" and (
         not settings.fits_members or settings.member == "sure"
     )

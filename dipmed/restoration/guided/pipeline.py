@@ -89,12 +89,7 @@ def guided_denoise(
     members = fit_members(u, guide, stabiliser, model, settings, network, seed, context)
     clock.lap("members")
     risks = {"input": model.stabilised_variance, "guide": float(guide_terms.mean(dtype=np.float64))}
-    finals = {}  # candidate -> (estimate, SURE terms)
-    if members.pilot is not None:
-        finals = _final_stage(u, members, pilot_change, variances, model, context, clock)
-    elif guide_pilots_final(settings):  # `fast`: the guide pilots the final stage
-        stage = replace(_BAYES, step=_BAYES.step_guide_bayes)
-        finals = _pair_stage(u, guide, pilot_change, variances, model, context, clock, stage)
+    finals = _finals(u, guide, members, pilot_change, variances, model, settings, context, clock)
     risks.update({k: float(t.mean(dtype=np.float64)) for k, (_, t) in finals.items()})
     del pilot_change
     chosen = min(risks, key=risks.get)
@@ -141,6 +136,17 @@ def _done_with_pilot(members: Members, finals, final, guide, stabiliser, keep):
     if final is not None and members.spread is None:
         members.spread = spread([final, guide], stabiliser.inverse)
     return kept
+
+
+def _finals(u, guide, members, pilot_change, variances, model, settings, context, clock):
+    """Candidate -> (estimate, SURE terms) of the final stage: piloted by the members'
+    mean, or with no member (`fast`) by the guide on the guide's grid; {} where neither."""
+    if members.pilot is not None:
+        return _final_stage(u, members, pilot_change, variances, model, context, clock)
+    if guide_pilots_final(settings):
+        stage = replace(_BAYES, step=_BAYES.step_guide_bayes)
+        return _pair_stage(u, guide, pilot_change, variances, model, context, clock, stage)
+    return {}
 
 
 def _final_stage(u, members: Members, pilot_change, variances, model, context, clock) -> dict:

@@ -4,7 +4,8 @@ Peak host memory is the larger of two phases' peaks (they are not alive together
     fitting:   STEP_PEAK(patch) + COMMAND + FIT_ARRAYS x 4 x voxels
     filtering: IMPORT + COMMAND + min(FILTER, FILTER_PER_VOXEL x voxels)
                + FILTER_ARRAYS x 4 x voxels
-and, with no member fitted (`--quality fast`), the guide's filter stages alone:
+and, with no member fitted (`--quality fast`), the guide's filter stages and the final
+stage it pilots (on the guide's grid):
     IMPORT + COMMAND + min(FILTER_GUIDE, FILTER_PER_VOXEL x voxels) + GUIDE_ARRAYS x 4 x voxels
 STEP_PEAK is the peak of a process that imported dipmed and ran member steps on patches
 of that side (the default network; a volume smaller than a patch counts its own voxels);
@@ -52,8 +53,9 @@ FILTER = 1.2 * GB  # the filter's working set once its batches are full (model 3
 # to 64^3-160^3, the whole MNI and the whole head CT within -10..+19 %)
 FILTER_PER_VOXEL = 2400.0  # ... and below that (64^3: 0.59 GB)
 FILTER_ARRAYS = 15.0
-# the guide alone (no member fitted: `--quality fast`), measured on the whole MNI (1.28 GB)
-# with the filter of issue 22 (matching at the reference corners, 0.5 M-voxel slabs)
+# no member fitted (`--quality fast`), measured on the whole MNI (1.28 GB; 1.31 GB since
+# the guide pilots the final stage on its grid) with the filter of issue 22 (matching at
+# the reference corners, 0.5 M-voxel slabs)
 FILTER_GUIDE = 0.60 * GB  # the filter's working set, the guide's stages only
 GUIDE_ARRAYS = 12.0  # input, stabilised data, the guide and its variant, shifted input,
 # the stage's padded volumes, two numerators and two denominators, its outputs
