@@ -180,7 +180,7 @@ def _pair_stage(u, pilot, pilot_change, variances, model, context, clock, settin
     pilot_change += pilot  # in place: now the moved pilot, p + dp
     report = context.parts("final stage's risk estimate, slab")
     terms = final_sure_terms(
-        u, finals, variances, model, pilot_change, report, context.device, settings
+        u, finals, variances, model, pilot_change, settings, report, context.device
     )
     clock.lap("final stage's risk estimate")
     return dict(zip(_FINALS, zip(finals, terms, strict=True), strict=True))
