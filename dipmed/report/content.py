@@ -14,6 +14,7 @@ from dipmed.io import output_format
 from dipmed.report.provenance import peak_host_memory_bytes, provenance
 from dipmed.restoration.guided.collaborative import CollaborativeSettings
 from dipmed.restoration.guided.guide import guide_pilots_final, pairs_guide
+from dipmed.restoration.guided.risk import DARK_SIGMAS
 from dipmed.restoration.noise.estimate import estimate_noise
 from dipmed.restoration.result import Restoration
 from dipmed.restoration.task import Task
@@ -245,6 +246,8 @@ def _risk_rule(g) -> dict:
         "member": g.settings.member,
         "stage_seconds": g.stage_seconds,
         **{f"risk_{k}": float(v) for k, v in g.risks.items()},
+        "counted_share": g.counted_share,  # the share of the voxels the risks average (MR: not air)
+        "air_sigmas": DARK_SIGMAS,  # ... air: the guide below this many noise sigmas
         "noise_source": g.noise_source,
         "noise_correlated": g.noise_correlated,
     }

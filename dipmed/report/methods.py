@@ -77,8 +77,9 @@ def _guided(report: dict) -> str:
         f"the data were stabilised by {stabilise}. A non-local guide was computed by {guide}. "
         f"{_members(rule, fit, guided)}"
         f"the one with the lowest SURE was returned: {rule['chosen']} (SURE per voxel "
-        f"{rule['risk_' + rule['chosen']]:.3f}; the input scores {rule['risk_input']:.3f}, its "
-        f"noise variance). Random seed "
+        f"{rule['risk_' + rule['chosen']]:.3f}"
+        f"{' over the voxels that are not air' if rule.get('counted_share', 1.0) < 1.0 else ''}"
+        f"; the input scores {rule['risk_input']:.3f}, its noise variance). Random seed "
         f"{config['seed']}; {fit['seconds']:.1f} s on {fit['device']} (PyTorch "
         f"{versions['torch']}, MONAI {versions['monai']})."
     )

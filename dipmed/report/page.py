@@ -110,10 +110,18 @@ def _candidates(fit: dict) -> str:
             f"smoother (the pilot's covariance x {fit['rule'].get('smooth_scale', 0.6)}, "
             "every group weighted alike)."
         )
+    share = fit["rule"].get("counted_share", 1.0)
+    over = (
+        f", over the {share:.0%} of the voxels that are not air (where the guide is above "
+        f"{fit['rule']['air_sigmas']:g} noise sigmas; in air SURE is biased, and air is set "
+        "to 0 by its own test)"
+        if share < 1.0
+        else ""
+    )
     return (
         "<h3>Candidates</h3>"
         '<p class="note">Estimated mean squared error (SURE, stabilised units: the input '
-        "scores its noise variance, 1 when the noise level is exact); the lowest is "
+        f"scores its noise variance, 1 when the noise level is exact){over}; the lowest is "
         f"returned.{finals}</p>"
         f'<table class="metrics"><tr><th>candidate</th><th>risk</th><th></th></tr>{rows}</table>'
     )

@@ -11,14 +11,12 @@ import numpy as np
 
 from dipmed.restoration.guided.member import IGNORED, fit_member, held_out_half
 from dipmed.restoration.guided.recorrupted import fit_recorrupted_member
-from dipmed.restoration.guided.risk import EPSILON, probe
+from dipmed.restoration.guided.risk import EPSILON, counted_voxels, probe
 from dipmed.restoration.guided.stabiliser import Stabiliser
 from dipmed.restoration.noise.model import NoiseModel
 from dipmed.restoration.runtime.events import Progress
 
 _FLIPS = ((), (0,), (1,), (2,), (0, 1), (1, 2), (0, 2), (0, 1, 2))
-_DARK_SIGMAS = 2.0  # MR: voxels whose guide is below this many sigma are out of the SURE
-_MIN_BRIGHT = 0.05  # ... unless fewer than this fraction of the voxels would be left
 
 
 @dataclass
@@ -72,21 +70,16 @@ def member_roles(
     guide: np.ndarray, stabiliser: Stabiliser, model: NoiseModel, seed: int
 ) -> np.ndarray:
     """Each voxel's role in the members' SURE: a random half held out (no member trains
-    on it; the members' risk is read there) and, for MR with white noise, the dark voxels
-    in neither.
+    on it; the members' risk is read there) and the voxels no risk counts
+    (`risk.counted_voxels`: for MR with white noise, the dark ones) in neither.
 
-    Dark: the guide below `_DARK_SIGMAS` noise sigmas (image units). There the stabilised
-    noise is far from Gaussian (the VST of near-Rayleigh data is bounded below and
-    skewed), SURE is biased, and a network trained on it learns to exploit the bias on
-    every voxel (both halves' SURE fell to -1.5 on `make run`'s MR phantom). Kept in when
-    fewer than `_MIN_BRIGHT` of the voxels are not dark, and for correlated noise, where
-    leaving the air out made the members memorise faster (benchmarks/README.md).
+    In the dark voxels a network trained on SURE learns to exploit its bias on every
+    voxel (both halves' SURE fell to -1.5 on `make run`'s MR phantom).
     """
     roles = held_out_half(guide.shape, seed)
-    if stabiliser.rician and model.white:
-        dark = guide < stabiliser.level(_DARK_SIGMAS * stabiliser.sigma)
-        if dark.mean() <= 1.0 - _MIN_BRIGHT:
-            roles[dark] = IGNORED
+    counted = counted_voxels(guide, stabiliser, model)
+    if counted is not None:
+        roles[~counted] = IGNORED
     return roles
 
 

@@ -17,8 +17,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dipmed.restoration.guided import collaborative
-from dipmed.restoration.guided.risk import EPSILON, residual_variance, shifted, sure_terms
-from dipmed.restoration.guided.stabiliser import psd
+from dipmed.restoration.guided.risk import (
+    EPSILON,
+    counted_voxels,
+    mean_risk,
+    residual_variance,
+    shifted,
+    sure_terms,
+)
+from dipmed.restoration.guided.stabiliser import Stabiliser, psd
 from dipmed.restoration.noise.model import NoiseModel
 
 
@@ -75,7 +82,8 @@ def guide_pilots_final(settings) -> bool:
 def _guide(u, variances, name: str, model: NoiseModel, modality, context, clock, pair: bool):
     """(g, g(u + eps b) - g(u), eps, its variant, the noise variance v SURE uses): the
     change is a finite difference through the whole guide, matching included, with the
-    shared probe b; with `pair`, of the two variants the one of lower SURE."""
+    shared probe b; with `pair`, of the two variants the one of lower SURE (over the voxels
+    a risk counts: `risk.counted_voxels`)."""
     if name == "bm4d":
         import bm4d  # optional extra; checked where the config is read
 
@@ -113,10 +121,11 @@ def _guide(u, variances, name: str, model: NoiseModel, modality, context, clock,
     if len(guides) == 1:  # nothing to choose (its SURE terms come in `guide_stage`)
         return guides["plain"], changes["plain"], eps, "plain", v
     scored = replace(model, stabilised_variance=v)
+    counted = counted_voxels(guides["plain"], Stabiliser(model, modality), model)
     risk = {
-        k: float(sure_terms(u, g, changes[k], eps, scored).mean(dtype=np.float64))
-        for k, g in guides.items()
+        k: mean_risk(sure_terms(u, g, changes[k], eps, scored), counted) for k, g in guides.items()
     }
+    del counted
     variant = min(risk, key=risk.get)
     context.stage(
         "guide: " + ", ".join(f"{k} SURE {r:.4f}" for k, r in risk.items()) + f"; {variant} kept"

@@ -25,8 +25,9 @@ Arrays in, arrays out (image units). Steps:
 5. Choice by risk: each candidate's SURE, its divergence by one finite difference with a
    shared probe (through the whole guide; through the members at their final weights);
    the input has SURE = v, the noise variance in stabilised units (1, or where the level
-   came from the wavelet estimate, as read on the guide's residual: `risk`). The lowest
-   is returned: never one whose estimated risk exceeds the input's.
+   came from the wavelet estimate, as read on the guide's residual: `risk`), averaged
+   over the voxels that are not air (MR: `risk.counted_voxels`; the air is step 7's).
+   The lowest is returned: never one whose estimated risk exceeds the input's.
 6. Significant residual returned (`residual`): what grouping averaged away and the data
    show (a small lesion with no similar block) goes back into x.
 7. MR background: where the noisy magnitude's local mean is consistent with no signal
@@ -51,7 +52,12 @@ from dipmed.restoration.guided import collaborative
 from dipmed.restoration.guided.ensemble import Members, fit_members, spread
 from dipmed.restoration.guided.guide import guide_pilots_final, guide_stage
 from dipmed.restoration.guided.residual import significant_residual
-from dipmed.restoration.guided.risk import final_sure_terms, prior_risk
+from dipmed.restoration.guided.risk import (
+    counted_voxels,
+    final_sure_terms,
+    mean_risk,
+    prior_risk,
+)
 from dipmed.restoration.guided.settings import GuidedResult, GuidedSettings
 from dipmed.restoration.guided.stabiliser import Stabiliser, coefficient_variances
 from dipmed.restoration.networks import NetworkConfig
@@ -88,10 +94,13 @@ def guided_denoise(
     del chosen_guide
     members = fit_members(u, guide, stabiliser, model, settings, network, seed, context)
     clock.lap("members")
-    risks = {"input": model.stabilised_variance, "guide": float(guide_terms.mean(dtype=np.float64))}
     finals = _finals(u, guide, members, pilot_change, variances, model, settings, context, clock)
-    risks.update({k: float(t.mean(dtype=np.float64)) for k, (_, t) in finals.items()})
     del pilot_change
+    counted = counted_voxels(guide, stabiliser, model)  # MR: not the air
+    risks = {"input": model.stabilised_variance, "guide": mean_risk(guide_terms, counted)}
+    risks.update({k: mean_risk(t, counted) for k, (_, t) in finals.items()})
+    share = 1.0 if counted is None else float(counted.mean())
+    del counted
     chosen = min(risks, key=risks.get)
     if members.risk is not None:  # logged beside the candidates' (benchmarks, report), not one
         risks["prior"] = members.risk
@@ -119,6 +128,7 @@ def guided_denoise(
         candidates={"guide": guide_image, **kept},
         stage_seconds=clock.laps,
         guide_variant=guide_variant,
+        counted_share=share,
     )
 
 

@@ -72,13 +72,15 @@ class GuidedResult:
     settings: GuidedSettings  # resolved: members, steps per member, patch
     noise_source: str  # "air" | "wavelet" | "given" (NoiseModel.source)
     noise_correlated: bool
-    risks: dict = field(default_factory=dict)  # SURE per candidate (stabilised units)
+    risks: dict = field(default_factory=dict)  # SURE per candidate (stabilised units; over
+    # the voxels `risk.counted_voxels` keeps, `counted_share` of them)
     # per member, its SURE per step (steps x 2: the trained half's, the held-out half's)
     member_curves: tuple = field(default=(), repr=False)
     seconds: float = 0.0
     candidates: dict = field(default_factory=dict, repr=False)  # name -> image units
     stage_seconds: dict = field(default_factory=dict)  # stage -> wall-clock seconds
     guide_variant: str = "plain"  # the guide's Bayes stage: "plain" or "smooth" (by SURE)
+    counted_share: float = 1.0  # the share of the voxels the risks average (MR: not the air)
 
     @property
     def members(self) -> int:
