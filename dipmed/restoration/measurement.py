@@ -34,8 +34,10 @@ class Noise:
 def denoise_first(
     volume: Volume, task: Task, config: RestoreConfig, context: RunContext
 ) -> tuple[GuidedResult, float, float] | None:
-    """(the guided result, its noise std, the std of the error left in it) when sr should
-    denoise first: method guided, and the noise level measured in air or given. A
+    """(the guided result, its noise std, the std of the error left in it: from the
+    returned candidate's risk, for MR over the voxels that are not air, where the slices
+    carry what the fit must match) when sr should denoise first: method guided, and the
+    noise level measured in air or given. A
     wavelet level on a volume without air can be fine structure, and denoising it first
     costs quality (benchmarks/README.md, issue 11); then None."""
     if task.kind != "sr" or config.method != "guided":
