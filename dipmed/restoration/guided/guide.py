@@ -42,14 +42,14 @@ class Guide:
     variant: str = "plain"
 
 
-def guide_stage(u, variances, settings, model: NoiseModel, modality: str, context, clock):
+def guide_stage(u, variances, settings, model: NoiseModel, stabiliser: Stabiliser, context, clock):
     """The guide (`Guide`) computed or taken from the checkpoint. Where the noise level
     came from the wavelet estimate, the model's `stabilised_variance` is read on the plain
     guide's residual (`risk.residual_variance`); then each variant's SURE, the lower kept."""
     saved = context.checkpoint.get("guide")
     if saved is None:
         pair = pairs_guide(settings)
-        saved = _guide(u, variances, settings.guide, model, modality, context, clock, pair)
+        saved = _guide(u, variances, settings.guide, model, stabiliser, context, clock, pair)
         context.checkpoint.keep("guide", saved, "after guide")
     else:
         context.stage("guide: taken from the checkpoint")
@@ -79,7 +79,7 @@ def guide_pilots_final(settings) -> bool:
     return settings.guide == "collaborative" and not settings.fits_members
 
 
-def _guide(u, variances, name: str, model: NoiseModel, modality, context, clock, pair: bool):
+def _guide(u, variances, name: str, model: NoiseModel, stabiliser, context, clock, pair: bool):
     """(g, g(u + eps b) - g(u), eps, its variant, the noise variance v SURE uses): the
     change is a finite difference through the whole guide, matching included, with the
     shared probe b; with `pair`, of the two variants the one of lower SURE (over the voxels
@@ -117,11 +117,11 @@ def _guide(u, variances, name: str, model: NoiseModel, modality, context, clock,
         del moved, m
     v = model.stabilised_variance
     if model.source == "wavelet":
-        v = residual_variance(u, guides["plain"], changes["plain"], eps, modality == "MR")
+        v = residual_variance(u, guides["plain"], changes["plain"], eps, stabiliser.rician)
     if len(guides) == 1:  # nothing to choose (its SURE terms come in `guide_stage`)
         return guides["plain"], changes["plain"], eps, "plain", v
     scored = replace(model, stabilised_variance=v)
-    counted = counted_voxels(guides["plain"], Stabiliser(model, modality), model)
+    counted = counted_voxels(guides["plain"], stabiliser, model)
     risk = {
         k: mean_risk(sure_terms(u, g, changes[k], eps, scored), counted) for k, g in guides.items()
     }

@@ -88,7 +88,7 @@ def guided_denoise(
     stabiliser = Stabiliser(model, modality)
     u = stabiliser.forward(noisy)
     variances = coefficient_variances(model)
-    chosen_guide = guide_stage(u, variances, settings, model, modality, context, clock)
+    chosen_guide = guide_stage(u, variances, settings, model, stabiliser, context, clock)
     guide, guide_terms, pilot_change = chosen_guide.image, chosen_guide.terms, chosen_guide.change
     model, guide_variant = chosen_guide.model, chosen_guide.variant
     del chosen_guide
