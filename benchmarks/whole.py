@@ -5,7 +5,8 @@ slices is the reference; 6 mm slices, box-averaged by 4, are the input of `--fac
 ct (the whole head CT, Gaussian 20 HU) or ct-big (a 512x512x300 CT made from it by
 trilinear zoom, Gaussian 20 HU); ct-crop (96x96x48 of it) checks the script in a minute.
 `--cli` runs the dipmed command itself (files, checkpoint, report and uncertainty map
-included) instead of `restore` in a child: what a user's run costs.
+included) instead of `restore` in a child: what a user's run costs. `--set KEY=VALUE`
+(repeatable) gives dipmed a config key; the result is stored under its own key.
 
 dipmed runs in a child process with its default settings, as `dipmed denoise` / `sr` would
 (the same `restore` call and progress printer; the candidates are scored too): seconds to
@@ -94,6 +95,7 @@ def child(args) -> None:
         device=args.device,
         sr_method=args.sr_method,
         **{"guided.precision": args.precision, "guided.quality": args.quality},
+        **dict(_setting(kv) for kv in args.set),
     )
     stages = []
 
@@ -135,6 +137,17 @@ def child(args) -> None:
     print(json.dumps(out))
 
 
+def _setting(kv: str) -> tuple:
+    """`--set KEY=VALUE` as (key, value): an int, a float or the text."""
+    key, _, text = kv.partition("=")
+    for kind in (int, float):
+        try:
+            return key, kind(text)
+        except ValueError:
+            pass
+    return key, text
+
+
 def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, data_range, args):
     spacing = np.array([1.0, 1.0, 1.5 if factors[2] > 1 else 1.0])  # mni-sr: 1.5 mm slices
     nib.save(nib.Nifti1Image(clean, np.diag([*spacing, 1.0])), folder / "clean.nii")
@@ -147,7 +160,7 @@ def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, dat
         "--factors", ",".join(map(str, factors)), "--range", str(data_range),
         "--mask-above", str(mask_above), "--threads", str(args.threads), "--started", str(started),
         "--device", args.device, "--precision", args.precision, "--sr-method", args.sr_method,
-        "--quality", args.quality,
+        "--quality", args.quality, *(f"--set={kv}" for kv in args.set),
     ]  # fmt: skip
     if args.cli:  # what a user runs: the command, its files, report and checkpoint included
         (folder / "degraded.json").write_text(json.dumps({"Modality": modality}))
@@ -297,6 +310,7 @@ def main() -> None:
         parser.add_argument("--precision", default="fp32")
         parser.add_argument("--sr-method", default="auto")
         parser.add_argument("--quality", default="default")
+        parser.add_argument("--set", action="append", default=[])
         child(parser.parse_args(sys.argv[2:]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -308,7 +322,13 @@ def main() -> None:
     parser.add_argument("--sr-method", default="auto", help="sr: auto | internal | dip")
     parser.add_argument("--cli", action="store_true", help="run the dipmed command itself")
     parser.add_argument("--quality", default="default", help="fast | default | best")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a config key for dipmed (e.g. guided.recorruptions=24); the result's key says it",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.cli and args.set:
+        parser.error("--set applies to the child's restore call, not to --cli")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -336,8 +356,9 @@ def main() -> None:
         key += "@cli"
     if args.quality != "default":
         key += f"@{args.quality}"
+    base, key = key, key + "".join(f"@{kv}" for kv in args.set)
     if not args.peers:  # --no-peers keeps the peers measured before on the same input
-        peers = results.get(key, {}).get("peers", [])
+        peers = results.get(key, {}).get("peers") or results.get(base, {}).get("peers", [])
     results[key] = {
         "shape_in": list(degraded.shape), "shape_out": list(clean.shape),
         "modality": modality, "factors": list(factors), "sigma_true": sigma,

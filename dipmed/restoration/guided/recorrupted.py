@@ -45,6 +45,7 @@ from dipmed.restoration.networks import NetworkConfig
 from dipmed.restoration.noise.model import NoiseModel
 from dipmed.restoration.runtime.checkpoint import Checkpoint
 from dipmed.restoration.runtime.context import NoCheckpoint
+from dipmed.restoration.runtime.memory import release_freed
 from dipmed.restoration.runtime.precision import step_if_finite
 from dipmed.restoration.runtime.training import Resumable
 
@@ -193,6 +194,7 @@ class _Stage:
         for _ in range(count):
             where = (..., *random_patch(shape, size, places))
             out.append(self._pair(U[where][0, 0].numpy(), H[where][0, 0], rng))
+            release_freed()  # the pair's guide pass is freed: its pages go back
         return out
 
     def _pair(self, block: np.ndarray, roles: torch.Tensor, rng) -> _Pair:
