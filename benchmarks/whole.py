@@ -119,7 +119,12 @@ def child(args) -> None:
         "chosen": getattr(result.run, "chosen", None),
         "plan": None
         if plan is None
-        else {"patch": plan.patch, "predicted_gb": plan.predicted_gb, "fitted": plan.fitted},
+        else {
+            "patch": plan.patch,
+            "predicted_gb": plan.predicted_gb,
+            "fitted": plan.fitted,
+            "pairs": plan.pairs,
+        },
         "sigma_estimated": result.sigma,
         "device": result.device,
         "precision": args.precision,

@@ -50,9 +50,7 @@ def denoise(
     if model.sigma < floor:
         model = NoiseModel(floor, None, model.source)
     settings = config.guided.resolved(white=model.white)
-    need = memory.plan(
-        volume.shape, settings.patch, config.memory_gb, context.device, fitted=settings.fits_members
-    )
+    need = _plan(volume.shape, settings, config, context.device)
     patch = context.checkpoint.get("plan") or need.patch  # a resumed run keeps its patch
     context.checkpoint.put("plan", patch)
     settings = replace(settings, patch=patch)
@@ -94,8 +92,15 @@ def memory_plan(volume: Volume, task: Task, config: RestoreConfig) -> memory.Pla
     where no guided denoising runs; InputError when the volume does not fit the budget."""
     if config.method != "guided" or task.kind == "inpaint":
         return None
-    settings = config.guided.resolved()
-    device = pick_device(config.device)
+    return _plan(volume.shape, config.guided.resolved(), config, pick_device(config.device))
+
+
+def _plan(shape, settings, config: RestoreConfig, device) -> memory.Plan:
+    """`memory.plan` for resolved guided `settings`: members fitted or not, and the
+    recorrupted member's pairs (those trained on, never more than its steps, and one held
+    out; a SURE member holds none)."""
+    recorrupted = settings.fits_members and settings.member == "recorrupted"
+    pairs = min(settings.recorruptions, settings.iterations) + 1 if recorrupted else 0
     return memory.plan(
-        volume.shape, settings.patch, config.memory_gb, device, fitted=settings.fits_members
+        shape, settings.patch, config.memory_gb, device, fitted=settings.fits_members, pairs=pairs
     )

@@ -61,6 +61,9 @@ FILTER_ARRAYS = 15.0
 FILTER_GUIDE = 0.60 * GB  # the filter's working set, the guide's stages only
 GUIDE_ARRAYS = 12.0  # input, stabilised data, the guide and its variant, shifted input,
 # the stage's padded volumes, two numerators and two denominators, its outputs
+PAIRS = 8  # the recorrupted member's pairs (7 trained, 1 held out) in the measurements above
+PAIR_PER_VOXEL = 200.0  # each pair beyond them, bytes per patch voxel (its 24 MB of tensors
+# at 64^3 and the heap they hold: the whole head CT with 25 pairs, benchmarks/README.md)
 SIDES = tuple(sorted(STEP_PEAK, reverse=True))  # patch sides tried, largest first
 # (instance norm at the bottleneck, a sixteenth of the side, needs 2 voxels: 32 at least)
 AVAILABLE_SHARE = 0.8  # of the memory available now, when no budget is given
@@ -72,11 +75,15 @@ class Plan:
     predicted_gb: float  # predicted peak host memory (GPU memory of the step aside)
     budget_gb: float
     fitted: bool = True  # members are fitted (False: the guide alone, `--quality fast`)
+    pairs: int = PAIRS  # the recorrupted member's pairs held while it is fitted
 
 
-def predict(voxels: int, patch: int, *, step_on_host: bool = True, fitted: bool = True) -> float:
+def predict(
+    voxels: int, patch: int, *, step_on_host: bool = True, fitted: bool = True, pairs: int = PAIRS
+) -> float:
     """Predicted peak host bytes for guided denoising of `voxels` with `patch`^3 patches
-    (`fitted` False: no member, the guide's filter stages alone)."""
+    (`fitted` False: no member, the guide's filter stages alone; `pairs` the recorrupted
+    member's, each a patch's worth of arrays held while it is fitted)."""
     base = (IMPORT if step_on_host else IMPORT + CUDA_HOST) + COMMAND
     if not fitted:
         return base + min(FILTER_GUIDE, FILTER_PER_VOXEL * voxels) + GUIDE_ARRAYS * 4.0 * voxels
@@ -84,26 +91,34 @@ def predict(voxels: int, patch: int, *, step_on_host: bool = True, fitted: bool 
     sides = sorted(STEP_PEAK)
     step = float(np.interp(patch_voxels, [s**3 for s in sides], [STEP_PEAK[s] for s in sides]))
     fitting = (step + COMMAND if step_on_host else base) + FIT_ARRAYS * 4.0 * voxels
+    fitting += max(0, pairs - PAIRS) * PAIR_PER_VOXEL * patch_voxels
     filtering = base + min(FILTER, FILTER_PER_VOXEL * voxels) + FILTER_ARRAYS * 4.0 * voxels
     return max(fitting, filtering)
 
 
 def plan(
-    shape, preferred: int, budget_gb: float, device: torch.device, *, fitted: bool = True
+    shape,
+    preferred: int,
+    budget_gb: float,
+    device: torch.device,
+    *,
+    fitted: bool = True,
+    pairs: int = PAIRS,
 ) -> Plan:
     """The largest patch side <= `preferred` whose predicted peak fits the budget
-    (`fitted` False: no member is fitted, the patch does not count)."""
+    (`fitted` False: no member is fitted, the patch does not count; `pairs` as `predict`)."""
     voxels = int(shape[0]) * int(shape[1]) * int(shape[2])
     on_gpu = device.type == "cuda"
     budget = budget_gb * GB if budget_gb > 0 else AVAILABLE_SHARE * available_bytes()
     sides = [s for s in SIDES if s <= preferred] or [min(SIDES)]
     for side in sides:
-        need = predict(voxels, side, step_on_host=not on_gpu, fitted=fitted)
+        need = predict(voxels, side, step_on_host=not on_gpu, fitted=fitted, pairs=pairs)
         gpu_step = STEP_PEAK[side] - IMPORT  # CPU-measured: an estimate of the GPU's share
         fits_gpu = not fitted or not on_gpu or gpu_step <= _gpu_free(device)
         if need <= budget and fits_gpu:
-            return Plan(side, need / GB, budget / GB, fitted)
-    smallest = predict(voxels, sides[-1], step_on_host=not on_gpu, fitted=fitted) / GB
+            return Plan(side, need / GB, budget / GB, fitted, pairs)
+    smallest = predict(voxels, sides[-1], step_on_host=not on_gpu, fitted=fitted, pairs=pairs)
+    smallest /= GB
     raise InputError(
         f"a volume of {shape[0]}x{shape[1]}x{shape[2]} voxels needs about {smallest:.1f} GB "
         f"even with {sides[-1]}^3 patches, more than the {budget / GB:.1f} GB budget; "
