@@ -2,6 +2,7 @@
 
 Peak host memory is the larger of two phases' peaks (they are not alive together):
     fitting:   STEP_PEAK(patch) + COMMAND + FIT_ARRAYS x 4 x voxels
+               + PAIR_PER_VOXEL x patch^3 x (the recorrupted member's pairs - PAIRS)
     filtering: IMPORT + COMMAND + min(FILTER, FILTER_PER_VOXEL x voxels)
                + FILTER_ARRAYS x 4 x voxels
 and, with no member fitted (`--quality fast`), the guide's filter stages and the final
