@@ -143,14 +143,11 @@ def child(args) -> None:
 
 
 def _setting(kv: str) -> tuple:
-    """`--set KEY=VALUE` as (key, value): an int, a float or the text."""
+    """`--set KEY=VALUE` as (key, value), the value read as YAML (as the config file is)."""
+    import yaml
+
     key, _, text = kv.partition("=")
-    for kind in (int, float):
-        try:
-            return key, kind(text)
-        except ValueError:
-            pass
-    return key, text
+    return key, yaml.safe_load(text)
 
 
 def run_dipmed(folder: Path, clean, degraded, modality, factors, mask_above, data_range, args):

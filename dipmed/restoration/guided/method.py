@@ -97,10 +97,9 @@ def memory_plan(volume: Volume, task: Task, config: RestoreConfig) -> memory.Pla
 
 def _plan(shape, settings, config: RestoreConfig, device) -> memory.Plan:
     """`memory.plan` for resolved guided `settings`: members fitted or not, and the
-    recorrupted member's pairs (those trained on, never more than its steps, and one held
-    out; a SURE member holds none)."""
+    recorrupted member's pairs (`GuidedSettings.pairs`; a SURE member holds none)."""
     recorrupted = settings.fits_members and settings.member == "recorrupted"
-    pairs = min(settings.recorruptions, settings.iterations) + 1 if recorrupted else 0
+    pairs = settings.pairs if recorrupted else 0
     return memory.plan(
         shape, settings.patch, config.memory_gb, device, fitted=settings.fits_members, pairs=pairs
     )

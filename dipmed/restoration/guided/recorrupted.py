@@ -102,8 +102,7 @@ def fit_recorrupted_member(
     generator = torch.Generator(device="cpu").manual_seed(seed)
     saver = Resumable(checkpoint or NoCheckpoint(), key, key, net, optimizer, generator)
     stage = _Stage(model, settings.recorruption, device)
-    trained = min(settings.recorruptions, settings.iterations)  # a pair no step takes is waste
-    pairs = stage.pairs(U, H, settings.patch, trained + 1, seed)
+    pairs = stage.pairs(U, H, settings.patch, settings.pairs, seed)
     losses = _fit(pairs, stage, correction, optimizer, saver, settings, progress)
     del pairs
     whole = covers(u.shape, settings.patch)

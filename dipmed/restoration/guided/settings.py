@@ -43,6 +43,12 @@ class GuidedSettings:
         """Whether members are fitted (resolved settings); False: the guide alone."""
         return bool(self.members) and bool(self.iterations)
 
+    @property
+    def pairs(self) -> int:
+        """The pairs a recorrupted member draws (its steps set): those trained on, never
+        more than its steps (a pair no step takes is waste), and one held out."""
+        return min(self.recorruptions, self.iterations) + 1
+
     def resolved(self, white: bool = True) -> GuidedSettings:
         """The member's loss (auto: by the noise, `white` or not), members and steps
         filled in from the quality preset where they are unset."""
