@@ -314,51 +314,6 @@ def test_matching_finds_the_nearest_cubes_with_the_reference_first(small_slab, m
         assert np.allclose(sorted(got), best, atol=1e-4)
 
 
-def test_wide_matching_ranks_cubes_by_their_neighbourhoods_and_finds_repeats_through_noise():
-    """`match_wide` groups each reference with the cubes whose side^3 neighbourhoods (the
-    volume replicated at its faces) are nearest (brute force), the reference first; on a
-    noisy volume that repeats every 3 voxels it finds more of the true repeats than
-    matching on the cubes alone (the final stage's matching, issue 22)."""
-    rng = np.random.default_rng(2)
-    n, side, radius, k = 4, 6, 3, 8
-    x = torch.from_numpy(rng.normal(0, 1, (12, 11, 10)).astype(np.float32))
-    wide = matching.widen(x, n, side)
-    ticks = next(matching.reference_slabs(x.shape, n, 2))
-    found = matching.match_wide(wide, ticks, n, side, radius, k, x.shape)
-    hoods = wide.unfold(0, side, 1).unfold(1, side, 1).unfold(2, side, 1)  # cube corner ->
-    flat = lambda c: (c[0] * x.shape[1] + c[1]) * x.shape[2] + c[2]  # noqa: E731
-    for row, corner in enumerate(itertools.product(*(t.tolist() for t in ticks))):
-        window = {
-            flat(c): (hoods[c] - hoods[corner]).square().sum().item()
-            for c in itertools.product(
-                *(range(max(0, a - radius), min(s - n, a + radius) + 1)
-                  for a, s in zip(corner, x.shape, strict=True))
-            )
-        }  # fmt: skip
-        assert int(found[row, 0]) == flat(corner)
-        best = sorted(window.values())[:k]
-        assert np.allclose(sorted(window[int(i)] for i in found[row]), best, atol=1e-3)
-    period = torch.from_numpy(rng.normal(0, 1, (3, 3, 3)).astype(np.float32))
-    clean = period.repeat(8, 8, 8)
-    noisy = clean + torch.from_numpy(rng.normal(0, 2.0, clean.shape).astype(np.float32))
-    ticks = next(matching.reference_slabs(noisy.shape, n, 3))
-    corners = torch.cartesian_prod(*ticks)
-    size = noisy.shape[1] * noisy.shape[2]
-
-    def repeats(side):  # the share of matched cubes that are a true repeat of the reference
-        bases = matching.match_wide(
-            matching.widen(noisy, n, side), ticks, n, side, 5, 16, noisy.shape
-        )
-        got = torch.stack(
-            [bases // size, bases // noisy.shape[2] % noisy.shape[1], bases % noisy.shape[2]], -1
-        )
-        return float(((got - corners[:, None]) % 3 == 0).all(-1).float().mean())
-
-    assert repeats(side) > repeats(n) + 0.1
-    with pytest.raises(ValueError, match="even"):
-        matching.widen(x, n, 5)
-
-
 def test_the_bayes_stage_holds_where_the_contrast_dwarfs_the_noise():
     """Edges of 2000 HU under noise of 0.1 HU: float32 rounding leaves some groups' A = C + S
     indefinite (their Cholesky fails); those are solved in float64 and the stage restores."""

@@ -56,9 +56,6 @@ class CollaborativeSettings:
     step_guide_bayes: int = 3  # ... in `denoise`'s Bayes stage (the guide's): faster, the
     # final stage keeps `step`
     search: int = 5  # search radius (voxels): a window of (2 * search + 1)^3 offsets
-    match_side: int = 4  # side of the neighbourhood centred on each cube whose distance
-    # matches it (`matching.match_wide`): the cube's own side, or more by an even number;
-    # the final stage's is wider (`FINAL`)
     group: int = 16  # cubes per group, stage 1 (hard thresholding, as BM4D)
     group_wiener: int = 32  # cubes per group, stage 2 (Wiener)
     group_bayes: int = 64  # cubes per group, the Bayes stage
@@ -68,13 +65,6 @@ class CollaborativeSettings:
     # times this (`bayes`'s `variant`)
     smooth_scale_guide: float = 0.5  # ... the guide's Bayes stage's (`denoise`, its pilot
     # the noisier hard-thresholded volume)
-
-
-# The final stage (piloted by the members, or in `fast` by the guide) and the recorrupted
-# member's training through it: matched on 6^3 neighbourhoods of the pilot, which left
-# 0.0004-0.0008 less squared error on the benchmark crops (the guide's stages lost by it:
-# benchmarks/README.md, issue 22, sixteenth session)
-FINAL = CollaborativeSettings(match_side=6)
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -226,7 +216,6 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     pad = padded if match_on is y else matching.pad(match_on, n)
     if pilot is not None:
         pilot = (pad if pilot is match_on else matching.pad(pilot, n)).reshape(-1)
-    wide = matching.widen(pad, n, settings.match_side)
     groups = {None: settings.group, "wiener": settings.group_wiener}
     k = groups.get(model, settings.group_bayes)
     t, dk = cube_transform(n).to(device), dct_matrix(k).to(device)
@@ -244,8 +233,7 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     for done, refs in enumerate(slabs):
         if report is not None:
             report(done, len(slabs))
-        bases = matching.match_wide(wide, refs, n, settings.match_side, settings.search, k,
-                                    pad.shape)  # fmt: skip  # (R, K) flat corners
+        bases = matching.match(pad, refs, n, settings.search, k)  # (R, K) flat corners
         for chunk in torch.split(bases, batch):
             flat = chunk[:, :, None] + offsets  # (B, K, n^3) voxel indices
             if pilot is None:
@@ -268,5 +256,5 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     if report is not None:
         report(len(slabs), len(slabs))
     shape = padded.shape
-    del padded, pad, wide, pilot, values  # the volume's copies count at the peak: freed first
+    del padded, pad, pilot, values  # the volume's copies count at the peak: freed first
     return tuple(matching.unpad(s.result().reshape(shape), y.shape).contiguous() for s in sums)

@@ -111,33 +111,6 @@ def match(x: torch.Tensor, ticks, n: int, radius: int, k: int) -> torch.Tensor:
     return (corner[0] * sy + corner[1]) * sz + corner[2]
 
 
-def widen(x: torch.Tensor, n: int, side: int) -> torch.Tensor:
-    """x padded (replicated) by (side - n) / 2 per face: the image `match_wide` matches
-    on, made once per stage (x itself where side is n)."""
-    if side == n:
-        return x
-    margin = (side - n) // 2
-    if side < n or side - n != 2 * margin:
-        raise ValueError(f"the matching side must exceed the cube side {n} by an even number")
-    return F.pad(x[None, None], (margin,) * 6, mode="replicate")[0, 0]
-
-
-def match_wide(wide: torch.Tensor, ticks, n: int, side: int, radius: int, k: int, shape):
-    """`match` with the distance taken over the side^3 neighbourhood centred on each n^3
-    cube, on `wide` (`widen` of a volume of `shape`): the flat corners, in that volume, of
-    the k cubes whose neighbourhoods are nearest. A wider neighbourhood averages more of
-    the matching image's own noise out of the distance, so fewer cubes are grouped for
-    sharing the reference's noise (benchmarks/README.md, issue 22, sixteenth session).
-    A neighbourhood's corner in `wide` is its cube's corner in the volume."""
-    corners = match(wide, ticks, side, radius, k)
-    if side == n:
-        return corners
-    _, wy, wz = wide.shape
-    sy, sz = shape[1], shape[2]
-    cx, cy, cz = corners // (wy * wz), corners // wz % wy, corners % wz
-    return (cx * sy + cy) * sz + cz
-
-
 def strided_box_sum(x: torch.Tensor, ticks, n: int, axes=(0, 1, 2)) -> torch.Tensor:
     """Sum over the n^3 cube at each corner of the grid of `ticks` (one tensor per axis
     of `axes`, the cube's axes in x: every `step` voxels from 0, then perhaps the last

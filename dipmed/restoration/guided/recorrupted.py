@@ -175,7 +175,7 @@ class _Stage:
 
     def __init__(self, model: NoiseModel, alpha: float, device):
         self.model, self.alpha, self.device = model, alpha, device
-        self.settings = collaborative.FINAL  # the stage it trains through
+        self.settings = collaborative.CollaborativeSettings()
         n = self.settings.cube
         self.variances = coefficient_variances(model) * (1.0 + alpha**2)
         noise = collaborative.cube_noise(self.variances, n, device)
@@ -209,12 +209,8 @@ class _Stage:
 
         guide_pad = padded(guide)
         slabs = matching.reference_slabs(guide_pad.shape, n, self.settings.step)
-        search, k, side = self.settings.search, self.settings.group_bayes, self.settings.match_side
-        wide = matching.widen(guide_pad, n, side)
-        bases = torch.cat([
-            matching.match_wide(wide, refs, n, side, search, k, guide_pad.shape) for refs in slabs
-        ])  # fmt: skip
-        del wide
+        search, k = self.settings.search, self.settings.group_bayes
+        bases = torch.cat([matching.match(guide_pad, refs, n, search, k) for refs in slabs])
         return _Pair(
             y=torch.from_numpy(y)[None, None].to(device),
             guide=torch.from_numpy(guide)[None, None].to(device),
