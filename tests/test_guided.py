@@ -566,6 +566,38 @@ def test_a_recorrupted_member_pilots_the_final_stage_better_than_the_guide():
         assert torch.equal(a.target, b.target) and torch.equal(a.bases, b.bases)
 
 
+def test_the_members_mean_takes_the_guides_local_mean_and_keeps_its_detail():
+    """A recorrupted member's local mean is in no loss (the final stage reads its cubes
+    less their group's mean) and drifts: anchored to the guide's, the offset and a slow
+    field go, the fine detail stays, and the change along the probe is anchored by the
+    same linear map (the final stage's SURE sees what the anchored pilot does)."""
+    from dipmed.restoration.guided.ensemble import ANCHOR_VOX, Members, anchored
+
+    rng = np.random.default_rng(3)
+    truth = gaussian_filter(mr_phantom((40, 36, 24)), 0.8).astype(np.float32) / 80.0
+    guide = gaussian_filter(truth, 1.0)  # the guide: right locally, short of the detail
+    ramp = np.linspace(-1.0, 1.0, truth.shape[0], dtype=np.float32)[:, None, None]
+    pilot = truth + 1.2 + 0.5 * ramp  # the member: the detail, and a drifting local mean
+    change = rng.normal(0, 1, truth.shape).astype(np.float32)
+    members = Members(pilot=pilot.copy(), change=change.copy())
+    anchored(members, guide)
+    inner = (slice(6, -6),) * 3  # the Gaussian's reach from the borders aside
+    before, after, by_guide = (
+        np.mean((x - truth)[inner] ** 2) for x in (pilot, members.pilot, guide)
+    )
+    assert after < 0.1 * before and after < 0.5 * by_guide
+    assert abs(float(np.mean((members.pilot - truth)[inner]))) < 0.1  # the offset was 1.2
+    detail = (truth - guide)[inner]
+    kept = np.corrcoef((members.pilot - guide)[inner].ravel(), detail.ravel())[0, 1]
+    assert kept > 0.8
+    np.testing.assert_allclose(
+        members.change, change - gaussian_filter(change, ANCHOR_VOX), atol=1e-5
+    )
+    moved = Members(pilot=pilot + 0.2 * change, change=change.copy())
+    anchored(moved, guide)
+    np.testing.assert_allclose(moved.pilot - members.pilot, 0.2 * members.change, atol=1e-4)
+
+
 def test_recorruptions_of_correlated_noise_share_its_correlation():
     """For correlated noise, z is drawn with the noise's correlation (the pair's noises are
     independent only then): its lag-1 correlation along each axis is the model's."""

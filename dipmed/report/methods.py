@@ -99,12 +99,14 @@ def _members(rule: dict, fit: dict, guided: dict) -> str:
         )
     if not rule["members"]:
         return preset + "No deep-prior member was fitted; of the input and the guide, "
+    anchor = ""
     if rule.get("member", "sure") == "sure":
         training = (
             f"on Monte-Carlo SURE (Stein's unbiased risk estimate; Jo et al., ICCV 2021), "
             f"averaged (decay {guided['ema']})"
         )
     else:
+        anchor = " (its local mean, which that misfit does not see, taken from the guide)"
         training = (
             f"as the pilot of the final stage, on {guided['recorruptions']} recorrupted pairs "
             f"(Recorrupted-to-Recorrupted, Pang et al., CVPR 2021; a = "
@@ -117,7 +119,8 @@ def _members(rule: dict, fit: dict, guided: dict) -> str:
         f"corrected the guide from the stabilised data, each trained for "
         f"{fit['iterations'] // max(rule['members'], 1)} Adam steps (learning rate "
         f"{guided['learning_rate']}) {training}; a Bayes stage (a Gaussian model of each "
-        f"group of similar cubes, after NL-Bayes) piloted by their mean gave the final "
+        f"group of similar cubes, after NL-Bayes) piloted by their mean"
+        f"{anchor} gave the final "
         f"estimate, and from the same groups its smoother variant (the pilot's covariance "
         f"scaled by {rule.get('smooth_scale', 0.6)}, every group weighted alike). Of the "
         f"input, the guide and the two final estimates, "

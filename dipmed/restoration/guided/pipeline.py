@@ -18,7 +18,9 @@ Arrays in, arrays out (image units). Steps:
    average of the iterates.
 4. Candidates: the input, the guide, and the Bayes stage of `collaborative` piloted by
    the members' mean ("final": each group of similar cubes a Gaussian whose covariance
-   is the members' mean's; the mean itself, "prior", is kept for benchmarks only), with
+   is the members' mean's; recorrupted members' mean takes the guide's local mean, which
+   their loss does not see: `ensemble.anchored`; the mean itself, "prior", is kept for
+   benchmarks only), with
    its smoother variant from the same matching ("smooth": that covariance x 0.6, flat
    weights; better on smooth anatomy seen through a PSF, worse on voxel-sharp edges).
    With no member (`fast`), the guide pilots that stage, on the guide's 3-voxel grid.
