@@ -67,6 +67,11 @@ class CollaborativeSettings:
     # the noisier hard-thresholded volume)
 
 
+# The final stage (piloted by the members, or in `fast` by the guide) and the recorrupted
+# member's training through it: one setting, so the member learns the stage it pilots
+FINAL = CollaborativeSettings()
+
+
 def dct_matrix(n: int) -> torch.Tensor:
     """The orthonormal DCT-II matrix (rows are basis vectors)."""
     k = torch.arange(n, dtype=torch.float64)[:, None]

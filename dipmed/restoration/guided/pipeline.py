@@ -69,7 +69,7 @@ from dipmed.restoration.runtime.context import RunContext
 
 _LOCAL_RISK_VOX = 2.0  # Gaussian width (voxels) over which the SURE terms are averaged
 _FINALS = ("final", "smooth")  # the final stage and its smoother variant (`bayes`'s "pair")
-_BAYES = collaborative.CollaborativeSettings()  # the final stage's settings
+_BAYES = collaborative.FINAL  # the final stage's settings
 
 
 def guided_denoise(

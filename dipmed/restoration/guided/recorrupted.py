@@ -175,7 +175,7 @@ class _Stage:
 
     def __init__(self, model: NoiseModel, alpha: float, device):
         self.model, self.alpha, self.device = model, alpha, device
-        self.settings = collaborative.CollaborativeSettings()
+        self.settings = collaborative.FINAL  # the stage it trains through
         n = self.settings.cube
         self.variances = coefficient_variances(model) * (1.0 + alpha**2)
         noise = collaborative.cube_noise(self.variances, n, device)
