@@ -203,6 +203,31 @@ def test_the_bayes_stage_restores_white_and_coloured_noise_and_is_linear_in_the_
     assert np.isfinite(collaborative.bayes(noisy, brain, sigma**2)).all()  # flat groups: C = 0
 
 
+def test_the_final_stage_skips_the_air_it_cannot_reach_and_is_exact_where_wanted():
+    """With `where` (the voxels wanted: the pipeline's counted voxels, widened), reference
+    cubes whose groups cannot reach a wanted voxel are skipped: the wanted voxels come out
+    bit for bit as over the whole volume; a voxel no cube covers (farther than a cube and
+    twice the search radius from them) keeps the pilot's value."""
+    clean = np.zeros((56, 56, 48), np.float32)  # a small head in a wide field of air
+    head = (slice(20, 36), slice(19, 37), slice(17, 31))
+    clean[head] = gaussian_filter(mr_phantom((16, 18, 14)), 0.8)
+    variance = (0.05 * clean.max()) ** 2
+    noisy = clean + np.random.default_rng(8).normal(0, variance**0.5, clean.shape)
+    noisy = noisy.astype(np.float32)
+    pilot = collaborative.hard_threshold(noisy, variance)
+    where = clean > 0
+    whole = collaborative.bayes(noisy, pilot, variance, variant="pair")
+    part = collaborative.bayes(noisy, pilot, variance, variant="pair", where=where)
+    reach = 4 + 2 * collaborative.CollaborativeSettings().search  # a cube's covering reach
+    far = np.ones_like(where)
+    far[tuple(slice(h.start - reach, h.stop + reach) for h in head)] = False
+    assert far.mean() > 0.3
+    for x, y in zip(whole, part, strict=True):
+        np.testing.assert_array_equal(y[where], x[where])
+        np.testing.assert_array_equal(y[far], pilot[far])
+        assert not np.array_equal(x[far], pilot[far])
+
+
 def test_the_bayes_pair_is_the_stage_and_its_scaled_covariance_variant(brain, monkeypatch):
     """`bayes(variant="pair")` from one matching: its first estimate is `bayes`'s, bit for bit; its
     second is the stage with the pilot's covariance x l (`smooth_scale`) and flat weights

@@ -38,9 +38,16 @@ class Sums:
         per_cube = weights[:, None].expand(corners.shape).reshape(-1)
         self.corners.index_add_(0, corners.reshape(-1), per_cube)
 
-    def result(self) -> torch.Tensor:
+    def result(self, fallback: torch.Tensor | None = None) -> torch.Tensor:
+        """The weighted mean at each voxel (flat); where no cube was added, `fallback`'s
+        value (flat, same size) or 0."""
         out = self.numerator
-        out /= spread(self.corners.reshape(self.shape), self.axis).reshape(-1).clamp_(min=1e-12)
+        total = spread(self.corners.reshape(self.shape), self.axis).reshape(-1)
+        if fallback is not None:
+            empty = total <= 0
+            out[empty] = fallback[empty]
+            total[empty] = 1.0
+        out /= total.clamp_(min=1e-12)
         self.numerator = self.corners = None
         return out
 

@@ -29,6 +29,9 @@ Smooth anatomy seen through a PSF rewards it, voxel-sharp edges do not: SURE cho
 
 Coloured noise enters as the variance of each 3D-DCT coefficient of a cube (`NoiseModel`),
 so a spatially correlated noise is shrunk where its power is, not everywhere alike.
+A piloted stage can be asked for some voxels only (`bayes`'s `where`): the reference
+cubes whose groups cannot reach them are skipped, and the rest comes out unchanged.
+
 Arrays in, arrays out; torch on the CPU (or the device of the input).
 """
 
@@ -40,6 +43,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dipmed.restoration.guided import aggregation, gaussian, matching, shrinkage
 
@@ -167,25 +171,31 @@ def bayes(
     report=None,
     device=None,
     variant: str = "plain",
+    where: np.ndarray | None = None,
 ):
     """Stage 2 by a Gaussian model of each group (NL-Bayes): groups matched on `pilot`,
     their covariance from the pilot's cubes, their mean from `noisy` (linear in noisy).
     `variant` as `denoise`'s, at `smooth_scale`: "pair" gives (the stage, its smoother
     variant) from one matching, both linear in noisy for a fixed pilot.
 
+    `where` (boolean, the volume's shape): the voxels wanted. Reference cubes whose group
+    cannot reach one of them (none within the search radius of the cube) are skipped, so
+    the wanted voxels come out exactly as over the whole volume; a voxel no cube covers
+    keeps the pilot's value (MR air: `pipeline`).
+
     The pilot's own basis adapts to each group, where the Wiener weights keep the fixed
     DCT; the comparison is in benchmarks/README.md (issue 10).
     """
-    return _piloted(noisy, pilot, variances, settings, report, device, _MODELS[variant])
+    return _piloted(noisy, pilot, variances, settings, report, device, _MODELS[variant], where)
 
 
-def _piloted(noisy, pilot, variances, settings, report, device, model: str):
+def _piloted(noisy, pilot, variances, settings, report, device, model: str, where=None):
     """A piloted stage: its estimate (its estimate and the smoother variant's, a tuple,
-    for `model` "pair")."""
+    for `model` "pair"), over the voxels `where` reaches (`bayes`)."""
     p = _tensor(pilot, device)
     var = _variances(variances, settings.cube)
     y = _tensor(noisy, device)
-    out = _stage(y, p, var, settings, pilot=p, report=report, model=model)
+    out = _stage(y, p, var, settings, pilot=p, report=report, model=model, where=where)
     out = tuple(x.cpu().numpy() for x in out)
     return out if model == "pair" else out[0]
 
@@ -208,13 +218,16 @@ def _variances(variances, n: int) -> torch.Tensor:
     return torch.full((n**3,), float(variances))
 
 
-def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, model=None):
+def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, model=None,
+           where=None):  # fmt: skip
     """One stage over the whole volume, in slabs of reference cubes (memory bounded): a
     tuple of its estimates (one; two for `model` "pair").
 
     Without a pilot: hard thresholding; with one, its Wiener weights (`model` "wiener") or
-    its groups' Gaussian model ("bayes"; "smooth": its smoother variant; "pair": both)."""
+    its groups' Gaussian model ("bayes"; "smooth": its smoother variant; "pair": both);
+    with `where` (a pilot's stage), only the reference cubes that reach it (`bayes`)."""
     n, device = settings.cube, y.device
+    reach = None if where is None else _reach(where, n, settings.search, device)
     var = var.to(device)
     # one padded copy per distinct volume: stage 1 matches on y itself, stage 2 on its pilot
     padded = matching.pad(y, n)
@@ -238,8 +251,8 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     for done, refs in enumerate(slabs):
         if report is not None:
             report(done, len(slabs))
-        bases = matching.match(pad, refs, n, settings.search, k)  # (R, K) flat corners
-        for chunk in torch.split(bases, batch):
+        bases = _bases(pad, refs, n, settings.search, k, reach)  # (R, K) flat corners
+        for chunk in torch.split(bases, batch) if len(bases) else ():
             flat = chunk[:, :, None] + offsets  # (B, K, n^3) voxel indices
             if pilot is None:
                 cubes, weight = shrinkage.hard_threshold(
@@ -260,6 +273,26 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
             sums[0].add(chunk, flat, cubes, weight)
     if report is not None:
         report(len(slabs), len(slabs))
-    shape = padded.shape
+    shape, fallback = padded.shape, None if reach is None else pilot  # where no cube is
     del padded, pad, pilot, values  # the volume's copies count at the peak: freed first
-    return tuple(matching.unpad(s.result().reshape(shape), y.shape).contiguous() for s in sums)
+    out = (s.result(fallback).reshape(shape) for s in sums)
+    return tuple(matching.unpad(x, y.shape).contiguous() for x in out)
+
+
+def _reach(where: np.ndarray, n: int, radius: int, device) -> torch.Tensor:
+    """Per cube corner of the padded volume: whether a voxel of `where` lies within
+    `radius` of that cube, so that a group matched from it can cover one."""
+    w = matching.pad(_tensor(where, device), n)[None, None]
+    return F.max_pool3d(w, n + 2 * radius, stride=1, padding=radius)[0, 0] > 0
+
+
+def _bases(pad, refs, n: int, radius: int, k: int, reach) -> torch.Tensor:
+    """The slab's groups (`matching.match`: (R, K) flat corners), of the reference cubes
+    `reach` keeps only (None: all; a slab with none is not matched)."""
+    if reach is None:
+        return matching.match(pad, refs, n, radius, k)
+    tx, ty, tz = (t.to(reach.device) for t in refs)
+    keep = reach[tx][:, ty][:, :, tz].reshape(-1)
+    if not bool(keep.any()):
+        return torch.empty((0, k), dtype=torch.long, device=pad.device)
+    return matching.match(pad, refs, n, radius, k)[keep]

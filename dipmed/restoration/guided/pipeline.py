@@ -24,6 +24,8 @@ Arrays in, arrays out (image units). Steps:
    its smoother variant from the same matching ("smooth": that covariance x 0.6, flat
    weights; better on smooth anatomy seen through a PSF, worse on voxel-sharp edges).
    With no member (`fast`), the guide pilots that stage, on the guide's 3-voxel grid.
+   MR air farther than a few voxels from what the risks count is left to the pilot
+   (`_finals`): on a whole head most of the field of view.
 5. Choice by risk: each candidate's SURE, its divergence by one finite difference with a
    shared probe (through the whole guide; through the members at their final weights);
    the input has SURE = v, the noise variance in stabilised units (1, or where the level
@@ -48,7 +50,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, maximum_filter
 
 from dipmed.restoration.guided import collaborative
 from dipmed.restoration.guided.ensemble import Members, fit_members, spread
@@ -70,6 +72,7 @@ from dipmed.restoration.runtime.context import RunContext
 _LOCAL_RISK_VOX = 2.0  # Gaussian width (voxels) over which the SURE terms are averaged
 _FINALS = ("final", "smooth")  # the final stage and its smoother variant (`bayes`'s "pair")
 _BAYES = collaborative.FINAL  # the final stage's settings
+_AIR_MARGIN = 3  # voxels: the final stage is exact this far from the counted ones (`_finals`)
 
 
 def guided_denoise(
@@ -96,20 +99,20 @@ def guided_denoise(
     del chosen_guide
     members = fit_members(u, guide, stabiliser, model, settings, network, seed, context)
     clock.lap("members")
-    finals = _finals(u, guide, members, pilot_change, variances, model, settings, context, clock)
-    del pilot_change
     counted = counted_voxels(guide, stabiliser, model)  # MR: not the air
+    finals = _finals(u, guide, members, pilot_change, variances, model, settings, context,
+                     clock, counted)  # fmt: skip
+    del pilot_change
     risks = {"input": model.stabilised_variance, "guide": mean_risk(guide_terms, counted)}
     risks.update({k: mean_risk(t, counted) for k, (_, t) in finals.items()})
     share = 1.0 if counted is None else float(counted.mean())
-    del counted
     chosen = min(risks, key=risks.get)
     if members.risk is not None:  # logged beside the candidates' (benchmarks, report), not one
         risks["prior"] = members.risk
     final = finals.get(chosen, finals.get("final", (None, None)))[0]
     kept = _done_with_pilot(members, finals, final, guide, stabiliser, context.candidates)
     estimate, terms = {"input": (u, None), "guide": (guide, guide_terms), **finals}[chosen]
-    del guide_terms, finals, final
+    del guide_terms, finals, final, counted
     restored, uncertainty = _finish(
         noisy, u, estimate, terms, chosen, members.spread, stabiliser, model
     )
@@ -150,18 +153,28 @@ def _done_with_pilot(members: Members, finals, final, guide, stabiliser, keep):
     return kept
 
 
-def _finals(u, guide, members, pilot_change, variances, model, settings, context, clock):
+def _finals(u, guide, members, pilot_change, variances, model, settings, context, clock,
+            counted):  # fmt: skip
     """Candidate -> (estimate, SURE terms) of the final stage: piloted by the members'
-    mean, or with no member (`fast`) by the guide on the guide's grid; {} where neither."""
+    mean, or with no member (`fast`) by the guide on the guide's grid; {} where neither.
+
+    Exact only within `_AIR_MARGIN` voxels of the `counted` ones (`collaborative.bayes`'s
+    `where`): the risks and the choice read those alone, and the rest is MR air (there a
+    voxel has the cubes that reach it, or the pilot's value; step 7 sets it to 0 where the
+    data say no signal). On the whole MNI that leaves about 37 % of the reference cubes
+    (benchmarks/README.md, issue 22, eighteenth session)."""
+    if counted is not None:
+        counted = maximum_filter(counted, size=2 * _AIR_MARGIN + 1)
     if members.pilot is not None:
-        return _final_stage(u, members, pilot_change, variances, model, context, clock)
+        return _final_stage(u, members, pilot_change, variances, model, context, clock, counted)
     if guide_pilots_final(settings):
         stage = replace(_BAYES, step=_BAYES.step_guide_bayes)
-        return _pair_stage(u, guide, pilot_change, variances, model, context, clock, stage)
+        return _pair_stage(u, guide, pilot_change, variances, model, context, clock, stage,
+                           counted)  # fmt: skip
     return {}
 
 
-def _final_stage(u, members: Members, pilot_change, variances, model, context, clock) -> dict:
+def _final_stage(u, members: Members, pilot_change, variances, model, context, clock, counted):
     """The members' risk, then the Bayes stage they pilot and its smoother variant
     ("final", "smooth": `collaborative.bayes`, variant "pair"), each with its SURE terms.
 
@@ -176,23 +189,24 @@ def _final_stage(u, members: Members, pilot_change, variances, model, context, c
         members.risk = prior_risk(u, pilot, pilot_change, members.divergence, roles, model)
         pilot_change += members.change
     members.change = members.divergence = members.roles = None
-    return _pair_stage(u, pilot, pilot_change, variances, model, context, clock, _BAYES)
+    return _pair_stage(u, pilot, pilot_change, variances, model, context, clock, _BAYES, counted)
 
 
-def _pair_stage(u, pilot, pilot_change, variances, model, context, clock, settings) -> dict:
+def _pair_stage(u, pilot, pilot_change, variances, model, context, clock, settings, where):
     """The Bayes stage piloted by `pilot` and its smoother variant ("final", "smooth":
-    `collaborative.bayes`, variant "pair", under `settings`), each with its SURE terms; the
-    pilot moves with u by `pilot_change` (made the moved pilot in place)."""
+    `collaborative.bayes`, variant "pair", under `settings`, over the voxels `where`
+    reaches), each with its SURE terms; the pilot moves with u by `pilot_change` (made the
+    moved pilot in place)."""
     report = context.parts("final Bayes stage, slab")
     finals = collaborative.bayes(
         u, pilot, variances, settings=settings, report=report, device=context.device,
-        variant="pair",
+        variant="pair", where=where,
     )  # fmt: skip
     clock.lap("final stage")
     pilot_change += pilot  # in place: now the moved pilot, p + dp
     report = context.parts("final stage's risk estimate, slab")
     terms = final_sure_terms(
-        u, finals, variances, model, pilot_change, settings, report, context.device
+        u, finals, variances, model, pilot_change, settings, report, context.device, where
     )
     clock.lap("final stage's risk estimate")
     return dict(zip(_FINALS, zip(finals, terms, strict=True), strict=True))

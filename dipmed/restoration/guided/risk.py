@@ -152,19 +152,22 @@ def prior_risk(u, prior, change, divergence, roles, model) -> float:
     return float(terms[roles == HELD_OUT].mean(dtype=np.float64))
 
 
-def final_sure_terms(u, finals, variances, model, moved_pilot, settings, report=None, device=None):
+def final_sure_terms(
+    u, finals, variances, model, moved_pilot, settings, report=None, device=None, where=None
+):
     """SURE terms of the pair `finals` = W(u; pilot) (`collaborative.bayes`, variant "pair": the
     final stage and its smoother variant), the pilot moved as u moves: p(u + eps b) ~ p + dp.
 
     Each member is g + f_theta(u): dp is the guide's change plus the members' change at
     their final weights; how the trained weights themselves change with u is left out
     (it would need refitting). One pass of the pair on the shifted data, under the
-    stage's `settings`; a list of two term arrays.
+    stage's `settings` and over the voxels `where` reaches, as the stage's (elsewhere the
+    stage is its pilot, and so is its change); a list of two term arrays.
     """
     eps = EPSILON
     moved = collaborative.bayes(
         shifted(u, eps), moved_pilot, variances, settings=settings, report=report,
-        device=device, variant="pair",
+        device=device, variant="pair", where=where,
     )  # fmt: skip
     terms = []
     for x, m in zip(finals, moved, strict=True):
