@@ -29,8 +29,7 @@ Smooth anatomy seen through a PSF rewards it, voxel-sharp edges do not: SURE cho
 
 Coloured noise enters as the variance of each 3D-DCT coefficient of a cube (`NoiseModel`),
 so a spatially correlated noise is shrunk where its power is, not everywhere alike.
-A piloted stage can be asked for some voxels only (`bayes`'s `where`): the reference
-cubes whose groups cannot reach them are skipped, and the rest comes out unchanged.
+A piloted stage can skip the reference cubes that cannot reach the voxels it is asked for.
 
 Arrays in, arrays out; torch on the CPU (or the device of the input).
 """
@@ -283,7 +282,10 @@ def _reach(where: np.ndarray, n: int, radius: int, device) -> torch.Tensor:
     """Per cube corner of the padded volume: whether a voxel of `where` lies within
     `radius` of that cube, so that a group matched from it can cover one."""
     w = matching.pad(_tensor(where, device), n)[None, None]
-    return F.max_pool3d(w, n + 2 * radius, stride=1, padding=radius)[0, 0] > 0
+    k = n + 2 * radius  # separable: the k^3 window at once took 30 s on the whole MNI
+    for size in ((k, 1, 1), (1, k, 1), (1, 1, k)):
+        w = F.max_pool3d(w, size, stride=1, padding=tuple(radius * (s > 1) for s in size))
+    return w[0, 0] > 0
 
 
 def _bases(pad, refs, n: int, radius: int, k: int, reach) -> torch.Tensor:
