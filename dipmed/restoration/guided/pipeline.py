@@ -163,20 +163,20 @@ def _finals(u, guide, members, pilot_change, variances, model, settings, context
     voxel has the cubes that reach it, or the pilot's value; step 7 sets it to 0 where the
     data say no signal). On the whole MNI that leaves about 37 % of the reference cubes
     (benchmarks/README.md, issue 22, eighteenth session)."""
-    if counted is not None:
-        counted = maximum_filter(counted, size=2 * _AIR_MARGIN + 1)
+    wanted = None if counted is None else maximum_filter(counted, size=2 * _AIR_MARGIN + 1)
     if members.pilot is not None:
-        return _final_stage(u, members, pilot_change, variances, model, context, clock, counted)
+        return _final_stage(u, members, pilot_change, variances, model, context, clock, wanted)
     if guide_pilots_final(settings):
         stage = replace(_BAYES, step=_BAYES.step_guide_bayes)
         return _pair_stage(u, guide, pilot_change, variances, model, context, clock, stage,
-                           counted)  # fmt: skip
+                           wanted)  # fmt: skip
     return {}
 
 
-def _final_stage(u, members: Members, pilot_change, variances, model, context, clock, counted):
+def _final_stage(u, members: Members, pilot_change, variances, model, context, clock, wanted):
     """The members' risk, then the Bayes stage they pilot and its smoother variant
-    ("final", "smooth": `collaborative.bayes`, variant "pair"), each with its SURE terms.
+    ("final", "smooth": `collaborative.bayes`, variant "pair", over what `wanted`
+    reaches), each with its SURE terms.
 
     The pilot moves with u, p(u + eps b) ~ p + dp: dp is the guide's change plus the
     members' change at their final weights (in patches); fitted whole, the members' own
@@ -189,7 +189,7 @@ def _final_stage(u, members: Members, pilot_change, variances, model, context, c
         members.risk = prior_risk(u, pilot, pilot_change, members.divergence, roles, model)
         pilot_change += members.change
     members.change = members.divergence = members.roles = None
-    return _pair_stage(u, pilot, pilot_change, variances, model, context, clock, _BAYES, counted)
+    return _pair_stage(u, pilot, pilot_change, variances, model, context, clock, _BAYES, wanted)
 
 
 def _pair_stage(u, pilot, pilot_change, variances, model, context, clock, settings, where):
