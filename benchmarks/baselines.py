@@ -94,13 +94,23 @@ def denoisers(noisy, sigma, clean, data_range, modality: str, threads: int) -> l
             ),
         ),
     ]
-    results += _dipy(noisy, sigma, rician, threads)
-    results += _subprocess_peers(noisy, modality, threads)
+    results += nonlocal_peers(noisy, sigma, modality, threads)
     results += _bm4d(noisy, sigma, own, rician)
     return results
 
 
-def _dipy(noisy, sigma, rician: bool, threads: int) -> list:
+def nonlocal_peers(noisy, sigma, modality: str, threads: int, *, dip: bool = True) -> list:
+    """For MR, dipy's non-local means (given the true noise level and its own estimate)
+    and ANTs' denoise_image; with `dip`, auto-denoise's DIP (the subprocess peers where
+    their venvs are set up; auto-denoise's 300 epochs are for crops). dipy's blockwise
+    means preselect blocks by ratios of local means, which negative HU break (a CT crop:
+    20.85 dB against the noisy input's 42.44), and ANTs' noise model is magnitude MR's."""
+    out = _dipy(noisy, sigma, threads) if modality == "MR" else []
+    return out + _subprocess_peers(noisy, modality, threads, dip=dip)
+
+
+def _dipy(noisy, sigma, threads: int) -> list:
+    """dipy's blockwise non-local means with its Rician correction (magnitude MR)."""
     from dipy.denoise.nlmeans import nlmeans
     from dipy.denoise.noise_estimate import estimate_sigma
 
@@ -110,12 +120,12 @@ def _dipy(noisy, sigma, rician: bool, threads: int) -> list:
             s,
             patch_radius=1,
             block_radius=2,
-            rician=rician,
+            rician=True,
             num_threads=threads,
             method="blockwise",
         )
 
-    own = float(estimate_sigma(noisy, N=1 if rician else 0)[0])
+    own = float(estimate_sigma(noisy, N=1)[0])
     return [
         _timed("dipy nlmeans", "true", lambda: run(sigma)),
         _timed("dipy nlmeans", "own estimate", lambda: run(own)),
@@ -145,18 +155,18 @@ def _bm4d(noisy, sigma, own, rician: bool) -> list:
     return out
 
 
-def _subprocess_peers(noisy, modality: str, threads: int) -> list:
+def _subprocess_peers(noisy, modality: str, threads: int, *, dip: bool = True) -> list:
     out = []
     ants = VENVS / "ants" / "bin" / "python"
     if ants.exists() and modality == "MR":  # ANTs' Rician model is for magnitude MR
         out.append(_peer("ANTs denoise_image", ants, "ants_denoise.py", noisy, [str(threads)]))
     autoden = VENVS / "autodenoise" / "bin" / "python"
-    if autoden.exists():
+    if autoden.exists() and dip:
         args = [str(threads), str(AUTODEN_EPOCHS)]
         entry = _peer("auto-denoise DIP", autoden, "autoden_dip.py", noisy, args)
         entry["parameter"] = f"{AUTODEN_EPOCHS} epochs"
         out.append(entry)
-    if not out:
+    if not (ants.exists() and autoden.exists()):
         print("peer venvs missing: bash benchmarks/setup_peers.sh (skipping ANTs, auto-denoise)")
     return out
 

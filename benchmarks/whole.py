@@ -13,8 +13,10 @@ dipmed runs in a child process with its default settings, as `dipmed denoise` / 
 the first progress line (imports included), every stage's start, total seconds, peak RSS
 (the child's rusage), PSNR of the result (whole volume and brain or head mask) and of the
 guide at the time it was ready: a PSNR-against-seconds curve. BM4D (VST + its own sigma
-estimate, as on the crops, and with the true sigma) or cubic/linear interpolation run on
-the same input, with the same threads. Results go to results-whole.json (one entry per
+estimate, as on the crops, and with the true sigma), for MR dipy's non-local means (true
+sigma and its own estimate) and ANTs' denoise_image (its own venv: benchmarks/setup_peers.sh;
+their seconds as they time themselves, imports left out), or cubic/linear interpolation,
+run on the same input, with the same threads. Results go to results-whole.json (one entry per
 case, replaced when re-run) and RESULTS.md.
 """
 
@@ -297,6 +299,17 @@ def run_peers(case, clean, degraded, modality, factors, sigma, mask, data_range,
             timed("BM4D + VST", given, lambda v=vst: v.inverse(bm4d.bm4d(v.forward(degraded), 1.0)))
         else:
             timed("BM4D", given, lambda s=s: bm4d.bm4d(degraded, s).astype(np.float32))
+    from baselines import nonlocal_peers  # MR: dipy's and ANTs' non-local means, own timing
+
+    for entry in nonlocal_peers(degraded, sigma, modality, threads, dip=False):
+        estimate = entry["estimate"]
+        rows.append({
+            "method": entry["method"], "sigma": entry["sigma"], "seconds": entry["seconds"],
+            "psnr": psnr(estimate, clean, data_range),
+            "psnr_mask": psnr(estimate, clean, data_range, mask),
+        })  # fmt: skip
+        print(f"   {entry['method']:28s} {entry['sigma']:14s} {rows[-1]['psnr']:6.2f} dB "
+              f"{rows[-1]['seconds']:7.1f} s", flush=True)  # fmt: skip
     return rows
 
 
