@@ -266,19 +266,22 @@ def run_peers(case, clean, degraded, modality, factors, sigma, mask, data_range,
 
     rows = []
 
+    def scored(name, given, estimate, seconds, **extra):
+        rows.append({
+            "method": name, "sigma": given, "seconds": seconds,
+            "psnr": psnr(estimate, clean, data_range),
+            "psnr_mask": psnr(estimate, clean, data_range, mask), **extra,
+        })  # fmt: skip
+        print(f"   {name:28s} {given:14s} {rows[-1]['psnr']:6.2f} dB "
+              f"{seconds:7.1f} s", flush=True)  # fmt: skip
+
     def timed(name, given, fn):
         start = time.time()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         estimate = fn()
-        rows.append({
-            "method": name, "sigma": given, "seconds": time.time() - start,
-            "psnr": psnr(estimate, clean, data_range),
-            "psnr_mask": psnr(estimate, clean, data_range, mask),
-            "peak_rss_gb_process": max(before, resource.getrusage(
-                resource.RUSAGE_SELF).ru_maxrss) / 2**20,
-        })  # fmt: skip
-        print(f"   {name:28s} {given:14s} {rows[-1]['psnr']:6.2f} dB "
-              f"{rows[-1]['seconds']:7.1f} s", flush=True)  # fmt: skip
+        seconds = time.time() - start
+        peak = max(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 2**20
+        scored(name, given, estimate, seconds, peak_rss_gb_process=peak)
 
     if max(factors) > 1:  # as on the crops: voxels tile the same extent
         from scipy.ndimage import zoom
@@ -302,14 +305,7 @@ def run_peers(case, clean, degraded, modality, factors, sigma, mask, data_range,
     from baselines import nonlocal_peers  # MR: dipy's and ANTs' non-local means, own timing
 
     for entry in nonlocal_peers(degraded, sigma, modality, threads, dip=False):
-        estimate = entry["estimate"]
-        rows.append({
-            "method": entry["method"], "sigma": entry["sigma"], "seconds": entry["seconds"],
-            "psnr": psnr(estimate, clean, data_range),
-            "psnr_mask": psnr(estimate, clean, data_range, mask),
-        })  # fmt: skip
-        print(f"   {entry['method']:28s} {entry['sigma']:14s} {rows[-1]['psnr']:6.2f} dB "
-              f"{rows[-1]['seconds']:7.1f} s", flush=True)  # fmt: skip
+        scored(entry["method"], entry["sigma"], entry["estimate"], entry["seconds"])
     return rows
 
 
