@@ -9,6 +9,8 @@ Bayes stage is run on the RESULTS.md input A (stabilised, unit noise), piloted b
 - B's members' mean or B's guide: a pilot of the same quality whose errors owe nothing to
   A's noise (a second acquisition, which a user of one scan does not have);
 - matched on one and its covariance from the other, to split the two parts;
+- one copy's guide plus the other's members' correction (the pilot is g + f), to see
+  which part carries the harm;
 - the truth (the oracle: matched on it and its covariance from it).
 
 Both copies use A's noise model, so their stabilised units agree. The pilot and the guide
@@ -56,7 +58,11 @@ def pilots(noisy, model, modality) -> tuple[np.ndarray, np.ndarray]:
     """(the members' mean, the guide) of a default run, stabilised by `model`."""
     config = load_config(None, device="cpu")
     volume = Volume(noisy, np.eye(4), Meta(modality=modality))
-    denoise(volume, config, RunContext(torch.device("cpu")), model=model)
+    pipeline._done_with_pilot = _keeping_pilot
+    try:
+        denoise(volume, config, RunContext(torch.device("cpu")), model=model)
+    finally:
+        pipeline._done_with_pilot = _drop
     return _held.pop("pilot"), _held.pop("guide")
 
 
@@ -82,12 +88,15 @@ def case(index: int, cases) -> dict:
 
     prior_a, guide_a = pilots(noisy, model, modality)
     prior_b, guide_b = pilots(other, model, modality)
-    fast = replace(collaborative.FINAL, step=collaborative.FINAL.step_guide_bayes)
+    final = collaborative.FINAL
+    fast = replace(final, step=final.step_guide_bayes)
     runs = {
         "members A": (prior_a, prior_a, collaborative.FINAL),
         "members B": (prior_b, prior_b, collaborative.FINAL),
         "matched A, covariance B": (prior_a, prior_b, collaborative.FINAL),
         "matched B, covariance A": (prior_b, prior_a, collaborative.FINAL),
+        "guide B + members' correction A": (guide_b + prior_a - guide_a,) * 2 + (final,),
+        "guide A + members' correction B": (guide_a + prior_b - guide_b,) * 2 + (final,),
         "guide A (fast)": (guide_a, guide_a, fast),
         "guide B (fast)": (guide_b, guide_b, fast),
         "truth": (truth, truth, collaborative.FINAL),
@@ -103,7 +112,6 @@ def case(index: int, cases) -> dict:
 
 def main() -> None:
     torch.set_num_threads(2)
-    pipeline._done_with_pilot = _keeping_pilot
     wanted = [int(c) for c in (sys.argv[1] if len(sys.argv) > 1 else "1,3").split(",")]
     cases, _ = rerun_case.inputs(HERE.parent.parent / "shared" / "data", run.SIZES["small"])
     for index in wanted:
