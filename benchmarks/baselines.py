@@ -156,18 +156,24 @@ def _bm4d(noisy, sigma, own, rician: bool) -> list:
 
 
 def _subprocess_peers(noisy, modality: str, threads: int, *, dip: bool = True) -> list:
-    out = []
+    out, missing = [], []
     ants = VENVS / "ants" / "bin" / "python"
-    if ants.exists() and modality == "MR":  # ANTs' Rician model is for magnitude MR
-        out.append(_peer("ANTs denoise_image", ants, "ants_denoise.py", noisy, [str(threads)]))
     autoden = VENVS / "autodenoise" / "bin" / "python"
-    if autoden.exists() and dip:
+    if modality == "MR":  # ANTs' Rician model is for magnitude MR
+        if ants.exists():
+            args = [str(threads)]
+            out.append(_peer("ANTs denoise_image", ants, "ants_denoise.py", noisy, args))
+        else:
+            missing.append("ANTs")
+    if dip and autoden.exists():
         args = [str(threads), str(AUTODEN_EPOCHS)]
         entry = _peer("auto-denoise DIP", autoden, "autoden_dip.py", noisy, args)
         entry["parameter"] = f"{AUTODEN_EPOCHS} epochs"
         out.append(entry)
-    if not (ants.exists() and autoden.exists()):
-        print("peer venvs missing: bash benchmarks/setup_peers.sh (skipping ANTs, auto-denoise)")
+    elif dip:
+        missing.append("auto-denoise")
+    if missing:  # only the peers this call would have run
+        print(f"peer venvs missing: bash benchmarks/setup_peers.sh (skipping {', '.join(missing)})")
     return out
 
 

@@ -91,15 +91,15 @@ def case(index: int, cases) -> dict:
     final = collaborative.FINAL
     fast = replace(final, step=final.step_guide_bayes)
     runs = {
-        "members A": (prior_a, prior_a, collaborative.FINAL),
-        "members B": (prior_b, prior_b, collaborative.FINAL),
-        "matched A, covariance B": (prior_a, prior_b, collaborative.FINAL),
-        "matched B, covariance A": (prior_b, prior_a, collaborative.FINAL),
+        "members A": (prior_a, prior_a, final),
+        "members B": (prior_b, prior_b, final),
+        "matched A, covariance B": (prior_a, prior_b, final),
+        "matched B, covariance A": (prior_b, prior_a, final),
         "guide B + members' correction A": (guide_b + prior_a - guide_a,) * 2 + (final,),
         "guide A + members' correction B": (guide_a + prior_b - guide_b,) * 2 + (final,),
         "guide A (fast)": (guide_a, guide_a, fast),
         "guide B (fast)": (guide_b, guide_b, fast),
-        "truth": (truth, truth, collaborative.FINAL),
+        "truth": (truth, truth, final),
     }
     row = {"case": name, "pilot error": {
         "members A": err(prior_a), "members B": err(prior_b),
