@@ -17,7 +17,7 @@ from scipy.stats import spearmanr
 from conftest import run_cli
 from dipmed.config import load_config
 from dipmed.phantom import ct_phantom, mr_phantom
-from dipmed.restoration.guided import collaborative, gaussian, matching, pipeline
+from dipmed.restoration.guided import collaborative, gaussian, matching, pipeline, transform
 from dipmed.restoration.guided.guide import guide_pilots_final, pairs_guide
 from dipmed.restoration.guided.risk import EPSILON, residual_variance, shifted, sure_terms
 from dipmed.restoration.noise.model import LAG, NoiseModel, cube_covariance, estimate_noise_model
@@ -193,7 +193,7 @@ def test_the_bayes_stage_restores_white_and_coloured_noise_and_is_linear_in_the_
     lags = np.abs(np.arange(-LAG, LAG + 1))
     along = np.clip(1.0 - lags / 2.0, 0.0, None)  # box 2: rho(0) = 1, rho(1) = 1/2
     correlation = np.einsum("i,j,k->ijk", along, along, along)
-    variances = collaborative.coefficient_variances(cube_covariance(correlation, 4), 4)
+    variances = transform.coefficient_variances(cube_covariance(correlation, 4), 4)
     variances = variances * sigma**2
     pilot = collaborative.hard_threshold(coloured, variances)
     restored = collaborative.bayes(coloured, pilot, variances)
@@ -241,7 +241,7 @@ def test_the_bayes_pair_is_the_stage_and_its_scaled_covariance_variant(brain, mo
     plain = collaborative.bayes(noisy, pilot, sigma**2)
     assert np.array_equal(first, plain)
 
-    def scaled(groups, pilots, noise, white=None):  # the variant, exactly
+    def scaled(groups, pilots, noise, white=None, echo=None):  # the variant, exactly
         scale = collaborative.CollaborativeSettings().smooth_scale
         centred = (pilots - pilots.mean(dim=1, keepdim=True)) * np.sqrt(scale)
         mean = groups.mean(dim=1, keepdim=True)
@@ -625,15 +625,16 @@ def test_the_members_mean_takes_the_guides_local_mean_and_keeps_its_detail():
 
 def test_recorruptions_of_correlated_noise_share_its_correlation():
     """For correlated noise, z is drawn with the noise's correlation (the pair's noises are
-    independent only then): its lag-1 correlation along each axis is the model's."""
-    from dipmed.restoration.guided import recorrupted
+    independent only then; the guide's echo's probe too): its lag-1 correlation along each
+    axis is the model's."""
+    from dipmed.restoration.guided.stabiliser import coloured
     from dipmed.restoration.noise.model import NoiseModel
 
     axis = np.array([0.0, 0.3, 1.0, 0.3, 0.0])  # lags -2..2 along one axis, white elsewhere
     correlation = np.zeros((5, 5, 5))
     correlation[:, 2, 2] = axis
-    stage = recorrupted._Stage(NoiseModel(1.0, correlation, "air"), 1.0, torch.device("cpu"))
-    z = stage._coloured(np.random.default_rng(0).standard_normal((48, 48, 48)).astype(np.float32))
+    white = np.random.default_rng(0).standard_normal((48, 48, 48)).astype(np.float32)
+    z = coloured(white, NoiseModel(1.0, correlation, "air"))
     assert abs(z.var() - 1.0) < 0.05
     lag = [float(np.mean(z * np.roll(z, 1, axis=a))) for a in range(3)]
     assert abs(lag[0] - 0.3) < 0.03 and abs(lag[1]) < 0.03 and abs(lag[2]) < 0.03, lag

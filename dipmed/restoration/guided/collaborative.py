@@ -36,19 +36,19 @@ Arrays in, arrays out; torch on the CPU (or the device of the input).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from dipmed.restoration.guided import aggregation, gaussian, matching, shrinkage
+from dipmed.restoration.guided.transform import cube_noise, cube_transform, dct_matrix, variances_of
 
 BATCH_BYTES = 256 * 2**20  # bytes of one grouped tensor batch (transform and aggregate)
 _BATCH_COPIES = 10  # grouped tensors alive at once in a batch (values, coefficients, ...)
 _SMOOTH_COPIES = 4  # ... more for a smoother variant (its series and weighted cubes)
+_ECHO_COPIES = 3  # ... more with an echo (its cubes, their centred copy, the coefficients)
 _MODELS = {"plain": "bayes", "smooth": "smooth", "pair": "pair"}  # variant -> `_stage` model
 
 
@@ -68,33 +68,13 @@ class CollaborativeSettings:
     # times this (`bayes`'s `variant`)
     smooth_scale_guide: float = 0.5  # ... the guide's Bayes stage's (`denoise`, its pilot
     # the noisier hard-thresholded volume)
+    smooth_scale_echo: float = 0.8  # ... a Bayes stage's with its pilot's echo out (`bayes`'s
+    # `echo`): the covariance no longer over-states the signal's, less to scale away
 
 
 # The final stage (piloted by the members, or in `fast` by the guide) and the recorrupted
 # member's training through it: one setting, so the member learns the stage it pilots
 FINAL = CollaborativeSettings()
-
-
-def dct_matrix(n: int) -> torch.Tensor:
-    """The orthonormal DCT-II matrix (rows are basis vectors)."""
-    k = torch.arange(n, dtype=torch.float64)[:, None]
-    i = torch.arange(n, dtype=torch.float64)[None, :]
-    m = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
-    m[0] /= math.sqrt(2.0)
-    return m.float()
-
-
-def cube_transform(n: int) -> torch.Tensor:
-    """The orthonormal 3D DCT of a flattened n^3 cube, as an (n^3, n^3) matrix."""
-    d = dct_matrix(n)
-    return torch.kron(torch.kron(d, d), d)
-
-
-def coefficient_variances(covariance: np.ndarray, n: int) -> torch.Tensor:
-    """Noise variance of each 3D-DCT coefficient of a cube, from the cube's noise covariance."""
-    t = cube_transform(n).double()
-    c = torch.from_numpy(np.asarray(covariance, dtype=np.float64))
-    return torch.einsum("ij,jk,ik->i", t, c, t).float().clamp(min=1e-12)
 
 
 def denoise(
@@ -141,7 +121,7 @@ def hard_threshold(
 ) -> np.ndarray:
     """Stage 1: groups matched on the noisy volume, coefficients hard-thresholded."""
     y = _tensor(noisy, device)
-    var = _variances(variances, settings.cube)
+    var = variances_of(variances, settings.cube)
     return _stage(y, y, var, settings, pilot=None, report=report)[0].cpu().numpy()
 
 
@@ -171,6 +151,7 @@ def bayes(
     device=None,
     variant: str = "plain",
     where: np.ndarray | None = None,
+    echo: np.ndarray | None = None,
 ):
     """Stage 2 by a Gaussian model of each group (NL-Bayes): groups matched on `pilot`,
     their covariance from the pilot's cubes, their mean from `noisy` (linear in noisy).
@@ -182,75 +163,67 @@ def bayes(
     the wanted voxels come out exactly as over the whole volume; a voxel no cube covers
     keeps the pilot's value (MR air: `pipeline`).
 
+    `echo` (the volume's shape): the pilot's echo of a unit noise of the data's spectrum,
+    J b; each group's covariance is the pilot cubes' less the echo cubes', clipped to its
+    positive part (`gaussian`), the smoother variant at `smooth_scale_echo`.
+
     The pilot's own basis adapts to each group, where the Wiener weights keep the fixed
     DCT; the comparison is in benchmarks/README.md (issue 10).
     """
-    return _piloted(noisy, pilot, variances, settings, report, device, _MODELS[variant], where)
+    model = _MODELS[variant]
+    return _piloted(noisy, pilot, variances, settings, report, device, model, where, echo)
 
 
-def _piloted(noisy, pilot, variances, settings, report, device, model: str, where=None):
+def _piloted(noisy, pilot, variances, settings, report, device, model: str, where=None,
+             echo=None):  # fmt: skip
     """A piloted stage: its estimate (its estimate and the smoother variant's, a tuple,
-    for `model` "pair"), over the voxels `where` reaches (`bayes`)."""
+    for `model` "pair"), over the voxels `where` reaches, less the `echo` (`bayes`)."""
     p = _tensor(pilot, device)
-    var = _variances(variances, settings.cube)
+    var = variances_of(variances, settings.cube)
     y = _tensor(noisy, device)
-    out = _stage(y, p, var, settings, pilot=p, report=report, model=model, where=where)
+    echo = None if echo is None else _tensor(echo, device)
+    out = _stage(y, p, var, settings, pilot=p, report=report, model=model, where=where,
+                 echo=echo)  # fmt: skip
     out = tuple(x.cpu().numpy() for x in out)
     return out if model == "pair" else out[0]
-
-
-def cube_noise(variances, n: int, device=None) -> torch.Tensor:
-    """A cube's noise covariance in voxels, from the variance of each 3D-DCT coefficient
-    (`variances`: a float for white noise, or per coefficient)."""
-    t = cube_transform(n).to(device)
-    var = _variances(variances, n).to(device)
-    return t.T @ (var[:, None] * t)
 
 
 def _tensor(x: np.ndarray, device=None) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device or "cpu")
 
 
-def _variances(variances, n: int) -> torch.Tensor:
-    if isinstance(variances, torch.Tensor):
-        return variances.float()
-    return torch.full((n**3,), float(variances))
-
-
 def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, model=None,
-           where=None):  # fmt: skip
+           where=None, echo=None):  # fmt: skip
     """One stage over the whole volume, in slabs of reference cubes (memory bounded): a
     tuple of its estimates (one; two for `model` "pair").
 
     Without a pilot: hard thresholding; with one, its Wiener weights (`model` "wiener") or
     its groups' Gaussian model ("bayes"; "smooth": its smoother variant; "pair": both);
-    with `where` (a pilot's stage), only the reference cubes that reach it (`bayes`)."""
+    with `where` (a pilot's stage), only the reference cubes that reach it, and with
+    `echo`, the pilot's covariance less the echo's (`bayes`)."""
     n, device = settings.cube, y.device
-    reach = None if where is None else _reach(where, n, settings.search, device)
+    reach = None if where is None else matching.reach(_tensor(where, device), n, settings.search)
     var = var.to(device)
-    # one padded copy per distinct volume: stage 1 matches on y itself, stage 2 on its pilot
-    padded = matching.pad(y, n)
-    pad = padded if match_on is y else matching.pad(match_on, n)
-    if pilot is not None:
-        pilot = (pad if pilot is match_on else matching.pad(pilot, n)).reshape(-1)
+    padded, pad, pilot, echo = _padded(y, match_on, pilot, echo, n)
     groups = {None: settings.group, "wiener": settings.group_wiener}
     k = groups.get(model, settings.group_bayes)
     t, dk = cube_transform(n).to(device), dct_matrix(k).to(device)
-    if model in ("bayes", "pair", "smooth"):
-        noise = cube_noise(var, n, device)
-        white = float(var[0]) if bool((var == var[0]).all()) else None  # S = s I
-    smooth = gaussian.series(settings.smooth_scale) if model in ("pair", "smooth") else None
+    if model in ("bayes", "pair", "smooth"):  # S, and s where S = s I
+        noise, white = cube_noise(var, n, device), float(var[0]) if _flat(var) else None
+    scale = settings.smooth_scale if echo is None else settings.smooth_scale_echo
+    smooth = gaussian.series(scale) if model in ("pair", "smooth") else None
     axis = aggregation.axis_window(n, settings.window).to(device)
     offsets = matching.cube_offsets(padded.shape, n).to(device)
     values = padded.reshape(-1)
     sums = [aggregation.Sums(padded.shape, axis, device) for _ in range(1 + (model == "pair"))]
     copies = _BATCH_COPIES + (_SMOOTH_COPIES if smooth else 0)
+    copies += _ECHO_COPIES if echo is not None else 0
     batch = max(1, BATCH_BYTES // (k * n**3 * 4 * copies))
     slabs = list(matching.reference_slabs(padded.shape, n, settings.step))
     for done, refs in enumerate(slabs):
         if report is not None:
             report(done, len(slabs))
-        bases = _bases(pad, refs, n, settings.search, k, reach)  # (R, K) flat corners
+        bases = matching.match_reaching(pad, refs, n, settings.search, k, reach)  # (R, K)
         for chunk in torch.split(bases, batch) if len(bases) else ():
             flat = chunk[:, :, None] + offsets  # (B, K, n^3) voxel indices
             if pilot is None:
@@ -259,42 +232,44 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
                 )
             elif smooth is not None:
                 cubes, weight, variant = gaussian.estimate(
-                    values[flat], pilot[flat], noise, white, smooth=smooth
+                    values[flat], pilot[flat], noise, white, smooth=smooth, echo=_at(echo, flat)
                 )
                 sums[-1].add(chunk, flat, variant, None)  # flat weights
                 del variant
                 if model == "smooth":
                     continue
             elif model == "bayes":
-                cubes, weight = gaussian.estimate(values[flat], pilot[flat], noise, white)
+                cubes, weight = gaussian.estimate(
+                    values[flat], pilot[flat], noise, white, echo=_at(echo, flat)
+                )
             else:
                 cubes, weight = shrinkage.wiener(values[flat], pilot[flat], dk, t, var)
             sums[0].add(chunk, flat, cubes, weight)
     if report is not None:
         report(len(slabs), len(slabs))
     shape, fallback = padded.shape, None if reach is None else pilot  # where no cube is
-    del padded, pad, pilot, values  # the volume's copies count at the peak: freed first
+    del padded, pad, pilot, values, echo  # the volume's copies count at the peak: freed first
     out = (s.result(fallback).reshape(shape) for s in sums)
     return tuple(matching.unpad(x, y.shape).contiguous() for x in out)
 
 
-def _reach(where: np.ndarray, n: int, radius: int, device) -> torch.Tensor:
-    """Per cube corner of the padded volume: whether a voxel of `where` lies within
-    `radius` of that cube, so that a group matched from it can cover one."""
-    w = matching.pad(_tensor(where, device), n)[None, None]
-    k = n + 2 * radius  # separable: the k^3 window at once took 30 s on the whole MNI
-    for size in ((k, 1, 1), (1, k, 1), (1, 1, k)):
-        w = F.max_pool3d(w, size, stride=1, padding=tuple(radius * (s > 1) for s in size))
-    return w[0, 0] > 0
+def _padded(y, match_on, pilot, echo, n: int):
+    """One padded copy per distinct volume (stage 1 matches on y itself, stage 2 on its
+    pilot): y's, the matching image's, and the pilot's and the echo's flat."""
+    padded = matching.pad(y, n)
+    pad = padded if match_on is y else matching.pad(match_on, n)
+    if pilot is not None:
+        pilot = (pad if pilot is match_on else matching.pad(pilot, n)).reshape(-1)
+    if echo is not None:
+        echo = matching.pad(echo, n).reshape(-1)
+    return padded, pad, pilot, echo
 
 
-def _bases(pad, refs, n: int, radius: int, k: int, reach) -> torch.Tensor:
-    """The slab's groups (`matching.match`: (R, K) flat corners), of the reference cubes
-    `reach` keeps only (None: all; a slab with none is not matched)."""
-    if reach is None:
-        return matching.match(pad, refs, n, radius, k)
-    tx, ty, tz = (t.to(reach.device) for t in refs)
-    keep = reach[tx][:, ty][:, :, tz].reshape(-1)
-    if not bool(keep.any()):
-        return torch.empty((0, k), dtype=torch.long, device=pad.device)
-    return matching.match(pad, refs, n, radius, k)[keep]
+def _flat(var: torch.Tensor) -> bool:
+    """Whether every coefficient has the same noise variance (white noise)."""
+    return bool((var == var[0]).all())
+
+
+def _at(volume, flat):
+    """The cubes of a flat padded `volume` at `flat` (None where there is no volume)."""
+    return None if volume is None else volume[flat]

@@ -9,9 +9,21 @@ The series is cut after n products with its tail taken at G's eigenvalue 1 (a ge
 sum): l sum_j<n X^j G + X^n G, X = (1 - l) G, exact where an eigenvalue g of G is 0 or 1,
 off by ((1 - l) g)^n (1 - l)(1 - g) / l between (relative): 4 products at l = 0.6 where
 the plain cut needed 7 for the same bound.
+
+The final stage's pilot echoes the noise it will filter (its guide is a function of u),
+so the pilot's covariance over-states the signal's by the echo's: with `echo`, the cubes
+of J b (the guide's response to a noise of the data's spectrum, `guide.echo`) beside the
+pilot's, C is the pilot's covariance less the echo's, its negative eigenvalues set to 0
+(the difference is indefinite; unclipped, the smoother variant blew up). The gains then
+come from the eigenvectors of the whitened C, S^-1/2 C S^-1/2 = V w V^T:
+A^-1 C = S^-1/2 V (w / (w + 1)) V^T S^1/2, and l C's exactly, l w / (l w + 1), no series
+(`_clipped`; benchmarks/README.md, issue 22, twenty-first session).
 """
 
 from __future__ import annotations
+
+import functools
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -38,7 +50,7 @@ def _series_error(scale: float, n: int) -> float:
     return (1.0 - scale) ** (n + 1) / scale * worst
 
 
-def estimate(groups, pilots, noise, white: float | None = None, *, smooth=None):
+def estimate(groups, pilots, noise, white: float | None = None, *, smooth=None, echo=None):
     """Groups -> estimates under a Gaussian model of the group: x = m + (y - m) A^-1 C
     (rows), C the pilot cubes' covariance, A = C + S, m the noisy cubes' mean; weighted by
     the inverse of the estimate's noise variance, trace(G S G^T) with G = C A^-1 (white
@@ -46,7 +58,12 @@ def estimate(groups, pilots, noise, white: float | None = None, *, smooth=None):
 
     `smooth` (l, n): also the variant of covariance l C, m + (y - m) (l sum_j<n X^j G +
     X^n G), G = A^-1 C, X = (1 - l) G, after n products (`series`; `collaborative`'s
-    docstring), its weights flat; returns (estimates, weights, variant's estimates)."""
+    docstring), its weights flat; returns (estimates, weights, variant's estimates).
+
+    `echo` (the echo's cubes, as `pilots`): C less the echo's covariance (the module
+    docstring)."""
+    if echo is not None:
+        return _clipped(groups, pilots, echo, noise, white, smooth)
     gain = gain_of(pilots - pilots.mean(dim=1, keepdim=True), noise, white)  # A^-1 C = G^T
     mean = groups.mean(dim=1, keepdim=True)
     if white is not None:
@@ -96,3 +113,65 @@ def gain_of(centred: torch.Tensor, noise: torch.Tensor, white: float | None = No
         factor = torch.linalg.cholesky(c + regularised.double())
         gain[bad] = torch.cholesky_solve(c, factor).float()
     return gain
+
+
+def _clipped(groups, pilots, echo, noise, white, smooth):
+    """`estimate` with C = cov(pilots) - cov(echo), clipped to its positive part, by the
+    eigenvectors of the whitened C (the module docstring)."""
+    rows = max(1, pilots.shape[1] - 1)
+    centred = pilots - pilots.mean(dim=1, keepdim=True)
+    c = centred.transpose(1, 2) @ centred
+    centred = echo - echo.mean(dim=1, keepdim=True)
+    c = c.baddbmm_(centred.transpose(1, 2), centred, alpha=-1.0).div_(rows)
+    del centred
+    into, back = _whitening(noise, white)  # S^-1/2, S^1/2 (white: scalars)
+    c = c / white if white is not None else into @ c @ into
+    w, v = _eigh(c)
+    w = w.clamp_(min=0.0)
+    mean = groups.mean(dim=1, keepdim=True)
+    coefficients = (groups - mean) @ (v if white is not None else into @ v)
+    out = v.transpose(1, 2) if white is not None else v.transpose(1, 2) @ back
+    kept = w / (w + 1.0)  # per eigenvector: the stage's gain
+    if white is not None:
+        spread = white * kept.square().sum(dim=1)
+    else:  # trace(G^T S G) = sum_i kept_i^2 (V^T S V)_ii
+        spread = (kept.square() * ((noise @ v) * v).sum(dim=1)).sum(dim=1)
+    weight = 1.0 / spread.clamp(min=float(noise.diagonal().min()) * 1e-3)
+    estimates = (coefficients * kept[:, None, :]) @ out + mean
+    if smooth is None:
+        return estimates, weight
+    scaled = smooth[0] * w
+    variant = (coefficients * (scaled / (scaled + 1.0))[:, None, :]) @ out + mean
+    return estimates, weight, variant
+
+
+def _eigh(c: torch.Tensor):
+    """Batched eigh of symmetric (B, P, P). On a CPU LAPACK takes the batch one matrix at a
+    time on one core: split over the torch threads (1.7x on 2 cores for 64 x 64). A batch
+    float32 cannot resolve is done again in float64."""
+    parts = min(torch.get_num_threads(), len(c)) if c.device.type == "cpu" else 1
+    try:
+        if parts <= 1:
+            return torch.linalg.eigh(c)
+        done = list(_pool(parts).map(torch.linalg.eigh, c.chunk(parts)))
+        return torch.cat([w for w, _ in done]), torch.cat([v for _, v in done])
+    except torch.linalg.LinAlgError:
+        w, v = torch.linalg.eigh(c.double())
+        return w.to(c.dtype), v.to(c.dtype)
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """Threads kept for `_eigh` (a new pool per batch cost as much as it saved)."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="dipmed-eigh")
+
+
+def _whitening(noise: torch.Tensor, white: float | None):
+    """(S^-1/2, S^1/2) of the cube's noise covariance S (white: None, None)."""
+    if white is not None:
+        return None, None
+    w, v = torch.linalg.eigh(noise.double())
+    w = w.clamp(min=float(w.max()) * 1e-6)
+    into = (v * w.rsqrt()) @ v.T
+    back = (v * w.sqrt()) @ v.T
+    return into.to(noise.dtype), back.to(noise.dtype)

@@ -18,14 +18,16 @@ import numpy as np
 
 from dipmed.restoration.guided import collaborative
 from dipmed.restoration.guided.risk import (
+    ECHO_STREAM,
     EPSILON,
     counted_voxels,
     mean_risk,
+    probe,
     residual_variance,
     shifted,
     sure_terms,
 )
-from dipmed.restoration.guided.stabiliser import Stabiliser, psd
+from dipmed.restoration.guided.stabiliser import Stabiliser, coloured, psd
 from dipmed.restoration.noise.model import NoiseModel
 
 
@@ -84,37 +86,19 @@ def _guide(u, variances, name: str, model: NoiseModel, stabiliser, context, cloc
     change is a finite difference through the whole guide, matching included, with the
     shared probe b; with `pair`, of the two variants the one of lower SURE (over the voxels
     a risk counts: `risk.counted_voxels`)."""
-    if name == "bm4d":
-        import bm4d  # optional extra; checked where the config is read
-
-        spectrum = 1.0 if model.white else psd(model, u.shape)
-        run = lambda x: bm4d.bm4d(x, spectrum).astype(np.float32)  # noqa: E731
-        guides = {"plain": run(u)}
-        clock.lap("guide")
-        eps = 0.1  # BM4D is not linear in u: a small step
-        changes = {"plain": run(shifted(u, eps)) - guides["plain"]}
-    else:
-        device, variant = context.device, "pair" if pair else "plain"
-        variants = _VARIANTS if pair else _VARIANTS[:1]
-        pair = collaborative.denoise(
-            u, variances, report=context.parts("guide, slab"), device=device, variant=variant
-        )
-        guides = dict(zip(variants, _outputs(pair), strict=True))
-        del pair
-        clock.lap("guide")
-        eps = EPSILON
-        moved = collaborative.denoise(
-            shifted(u, eps),
-            variances,
-            report=context.parts("guide's risk estimate, slab"),
-            device=device,
-            variant=variant,
-        )
-        changes = {}
-        for key, m in zip(variants, _outputs(moved), strict=True):
-            m -= guides[key]
-            changes[key] = m
-        del moved, m
+    variant = "pair" if pair else "plain"
+    variants = _VARIANTS if pair else _VARIANTS[:1]
+    out = _outputs(_run(name, u, variances, model, context, variant, "guide"))
+    guides = dict(zip(variants, out, strict=True))
+    del out
+    clock.lap("guide")
+    eps = _step(name)
+    moved = _run(name, shifted(u, eps), variances, model, context, variant, "guide's risk estimate")
+    changes = {}
+    for key, m in zip(variants, _outputs(moved), strict=True):
+        m -= guides[key]
+        changes[key] = m
+    del moved, m
     v = model.stabilised_variance
     if model.source == "wavelet":
         v = residual_variance(u, guides["plain"], changes["plain"], eps, stabiliser.rician)
@@ -131,6 +115,44 @@ def _guide(u, variances, name: str, model: NoiseModel, stabiliser, context, cloc
         "guide: " + ", ".join(f"{k} SURE {r:.4f}" for k, r in risk.items()) + f"; {variant} kept"
     )
     return guides[variant], changes[variant], eps, variant, v
+
+
+def echo(u, guide: Guide, variances, name: str, context) -> np.ndarray:
+    """J c = (g(u + eps c) - g(u)) / eps: the guide's response to a unit noise c of the
+    data's spectrum (`stabiliser.coloured` of a probe from `risk.ECHO_STREAM`), the echo
+    of u's noise that the final stage takes out of its pilot's covariance (`gaussian`).
+
+    Its own probe, one more pass of the guide: from the risk's probe, the correction
+    would be a function of the probe the risk estimate scores it with (SURE read the
+    corrected stage 0.008-0.015 under its true error on the benchmark crops:
+    benchmarks/README.md, issue 22, twentieth session)."""
+    eps = _step(name)
+    moved = coloured(probe(u.shape, ECHO_STREAM), guide.model)
+    moved *= eps
+    moved += u
+    moved = _run(name, moved, variances, guide.model, context, guide.variant, "guide's echo")
+    moved -= guide.image
+    moved /= eps
+    return moved
+
+
+def _run(name: str, x, variances, model: NoiseModel, context, variant: str, label: str):
+    """The guide `name` of x: BM4D, or the collaborative filter's `variant` ("plain",
+    "smooth", or "pair": both from one matching, a tuple); `label` its progress's."""
+    if name == "bm4d":
+        import bm4d  # optional extra; checked where the config is read
+
+        spectrum = 1.0 if model.white else psd(model, x.shape)
+        return bm4d.bm4d(x, spectrum).astype(np.float32)
+    report = context.parts(f"{label}, slab")
+    return collaborative.denoise(
+        x, variances, report=report, device=context.device, variant=variant
+    )
+
+
+def _step(name: str) -> float:
+    """The finite difference's step through the guide: BM4D is not linear in u, a small one."""
+    return 0.1 if name == "bm4d" else EPSILON
 
 
 def _outputs(out) -> tuple:

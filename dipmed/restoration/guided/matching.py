@@ -131,3 +131,25 @@ def strided_box_sum(x: torch.Tensor, ticks, n: int, axes=(0, 1, 2)) -> torch.Ten
             total = torch.cat([total, last], axis)
         x = total
     return x
+
+
+def reach(where: torch.Tensor, n: int, radius: int) -> torch.Tensor:
+    """Per cube corner of the padded volume: whether a voxel of `where` (a 0/1 volume)
+    lies within `radius` of that cube, so that a group matched from it can cover one."""
+    w = pad(where.float(), n)[None, None]
+    k = n + 2 * radius  # separable: the k^3 window at once took 30 s on the whole MNI
+    for size in ((k, 1, 1), (1, k, 1), (1, 1, k)):
+        w = F.max_pool3d(w, size, stride=1, padding=tuple(radius * (s > 1) for s in size))
+    return w[0, 0] > 0
+
+
+def match_reaching(x, ticks, n: int, radius: int, k: int, reaching) -> torch.Tensor:
+    """`match`'s groups (R, K) of the reference cubes `reaching` (`reach`) keeps only
+    (None: all; a slab with none is not matched)."""
+    if reaching is None:
+        return match(x, ticks, n, radius, k)
+    tx, ty, tz = (t.to(reaching.device) for t in ticks)
+    keep = reaching[tx][:, ty][:, :, tz].reshape(-1)
+    if not bool(keep.any()):
+        return torch.empty((0, k), dtype=torch.long, device=x.device)
+    return match(x, ticks, n, radius, k)[keep]

@@ -20,10 +20,13 @@ Arrays in, arrays out (image units). Steps:
    the members' mean ("final": each group of similar cubes a Gaussian whose covariance
    is the members' mean's; recorrupted members' mean takes the guide's local mean, which
    their loss does not see: `ensemble.anchored`; the mean itself, "prior", is kept for
-   benchmarks only), with
-   its smoother variant from the same matching ("smooth": that covariance x 0.6, flat
-   weights; better on smooth anatomy seen through a PSF, worse on voxel-sharp edges).
-   With no member (`fast`), the guide pilots that stage, on the guide's 3-voxel grid.
+   benchmarks only), less the covariance of the guide's echo of the noise (its response
+   to a probe of its own, `guide.echo`: the pilot echoes u's noise and over-states the
+   signal's covariance by it; negative eigenvalues clipped), with its smoother variant
+   from the same matching ("smooth": that covariance x 0.8, flat weights; better on
+   smooth anatomy seen through a PSF, worse on voxel-sharp edges).
+   With no member (`fast`), the guide pilots that stage, on the guide's 3-voxel grid (no
+   echo out; its smoother variant x 0.6).
    MR air farther than a few voxels from what the risks count is left to the pilot
    (`_finals`): on a whole head most of the field of view.
 5. Choice by risk: each candidate's SURE, its divergence by one finite difference with a
@@ -54,7 +57,7 @@ from scipy.ndimage import gaussian_filter, maximum_filter
 
 from dipmed.restoration.guided import collaborative
 from dipmed.restoration.guided.ensemble import Members, fit_members, spread
-from dipmed.restoration.guided.guide import guide_pilots_final, guide_stage
+from dipmed.restoration.guided.guide import Guide, echo, guide_pilots_final, guide_stage
 from dipmed.restoration.guided.residual import significant_residual
 from dipmed.restoration.guided.risk import (
     counted_voxels,
@@ -96,11 +99,11 @@ def guided_denoise(
     chosen_guide = guide_stage(u, variances, settings, model, stabiliser, context, clock)
     guide, guide_terms, pilot_change = chosen_guide.image, chosen_guide.terms, chosen_guide.change
     model, guide_variant = chosen_guide.model, chosen_guide.variant
-    del chosen_guide
+    chosen_guide.terms = chosen_guide.change = None  # the image, model and variant stay
     members = fit_members(u, guide, stabiliser, model, settings, network, seed, context)
     clock.lap("members")
     counted = counted_voxels(guide, stabiliser, model)  # MR: not the air
-    finals = _finals(u, guide, members, pilot_change, variances, model, settings, context,
+    finals = _finals(u, chosen_guide, members, pilot_change, variances, settings, context,
                      clock, counted)  # fmt: skip
     del pilot_change
     risks = {"input": model.stabilised_variance, "guide": mean_risk(guide_terms, counted)}
@@ -112,7 +115,7 @@ def guided_denoise(
     final = finals.get(chosen, finals.get("final", (None, None)))[0]
     kept = _done_with_pilot(members, finals, final, guide, stabiliser, context.candidates)
     estimate, terms = {"input": (u, None), "guide": (guide, guide_terms), **finals}[chosen]
-    del guide_terms, finals, final, counted
+    del guide_terms, finals, final, counted, chosen_guide
     restored, uncertainty = _finish(
         noisy, u, estimate, terms, chosen, members.spread, stabiliser, model
     )
@@ -153,10 +156,11 @@ def _done_with_pilot(members: Members, finals, final, guide, stabiliser, keep):
     return kept
 
 
-def _finals(u, guide, members, pilot_change, variances, model, settings, context, clock,
+def _finals(u, guide: Guide, members, pilot_change, variances, settings, context, clock,
             counted):  # fmt: skip
     """Candidate -> (estimate, SURE terms) of the final stage: piloted by the members'
-    mean, or with no member (`fast`) by the guide on the guide's grid; {} where neither.
+    mean, the guide's echo out (`guide.echo`), or with no member (`fast`) by the guide on
+    the guide's grid; {} where neither.
 
     Exact only within `_AIR_MARGIN` voxels of the `counted` ones (`collaborative.bayes`'s
     `where`): the risks and the choice read those alone, and the rest is MR air (there a
@@ -164,19 +168,25 @@ def _finals(u, guide, members, pilot_change, variances, model, settings, context
     data say no signal). On the whole MNI that leaves about 37 % of the reference cubes
     (benchmarks/README.md, issue 22, eighteenth session)."""
     wanted = None if counted is None else maximum_filter(counted, size=2 * _AIR_MARGIN + 1)
+    model = guide.model
     if members.pilot is not None:
-        return _final_stage(u, members, pilot_change, variances, model, context, clock, wanted)
+        heard = echo(u, guide, variances, settings.guide, context)
+        clock.lap("guide's echo")
+        return _final_stage(u, members, pilot_change, variances, model, context, clock, wanted,
+                            heard)  # fmt: skip
     if guide_pilots_final(settings):
         stage = replace(_BAYES, step=_BAYES.step_guide_bayes)
-        return _pair_stage(u, guide, pilot_change, variances, model, context, clock, stage,
+        return _pair_stage(u, guide.image, pilot_change, variances, model, context, clock, stage,
                            wanted)  # fmt: skip
     return {}
 
 
-def _final_stage(u, members: Members, pilot_change, variances, model, context, clock, wanted):
+def _final_stage(u, members: Members, pilot_change, variances, model, context, clock, wanted,
+                 heard):  # fmt: skip
     """The members' risk, then the Bayes stage they pilot and its smoother variant
     ("final", "smooth": `collaborative.bayes`, variant "pair", over what `wanted`
-    reaches), each with its SURE terms.
+    reaches, the guide's echo `heard` out of its pilot's covariance), each with its SURE
+    terms.
 
     The pilot moves with u, p(u + eps b) ~ p + dp: dp is the guide's change plus the
     members' change at their final weights (in patches); fitted whole, the members' own
@@ -189,24 +199,26 @@ def _final_stage(u, members: Members, pilot_change, variances, model, context, c
         members.risk = prior_risk(u, pilot, pilot_change, members.divergence, roles, model)
         pilot_change += members.change
     members.change = members.divergence = members.roles = None
-    return _pair_stage(u, pilot, pilot_change, variances, model, context, clock, _BAYES, wanted)
+    return _pair_stage(u, pilot, pilot_change, variances, model, context, clock, _BAYES, wanted,
+                       heard)  # fmt: skip
 
 
-def _pair_stage(u, pilot, pilot_change, variances, model, context, clock, settings, where):
+def _pair_stage(u, pilot, pilot_change, variances, model, context, clock, settings, where,
+                heard=None):  # fmt: skip
     """The Bayes stage piloted by `pilot` and its smoother variant ("final", "smooth":
     `collaborative.bayes`, variant "pair", under `settings`, over the voxels `where`
-    reaches), each with its SURE terms; the pilot moves with u by `pilot_change` (made the
-    moved pilot in place)."""
+    reaches, the `heard` echo out), each with its SURE terms; the pilot moves with u by
+    `pilot_change` (made the moved pilot in place)."""
     report = context.parts("final Bayes stage, slab")
     finals = collaborative.bayes(
         u, pilot, variances, settings=settings, report=report, device=context.device,
-        variant="pair", where=where,
+        variant="pair", where=where, echo=heard,
     )  # fmt: skip
     clock.lap("final stage")
     pilot_change += pilot  # in place: now the moved pilot, p + dp
     report = context.parts("final stage's risk estimate, slab")
     terms = final_sure_terms(
-        u, finals, variances, model, pilot_change, settings, report, context.device, where
+        u, finals, variances, model, pilot_change, settings, report, context.device, where, heard
     )
     clock.lap("final stage's risk estimate")
     return dict(zip(_FINALS, zip(finals, terms, strict=True), strict=True))

@@ -32,14 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dipmed.restoration.guided import collaborative, matching
+from dipmed.restoration.guided import collaborative, matching, transform
 from dipmed.restoration.guided.member import (
     IGNORED,
     member_network,
     member_output,
     rendered,
 )
-from dipmed.restoration.guided.stabiliser import coefficient_variances, psd
+from dipmed.restoration.guided.stabiliser import coefficient_variances, coloured
 from dipmed.restoration.guided.tiles import covers, patch_shape, random_patch, render_side
 from dipmed.restoration.networks import NetworkConfig
 from dipmed.restoration.noise.model import NoiseModel
@@ -178,7 +178,7 @@ class _Stage:
         self.settings = collaborative.FINAL  # the stage it trains through
         n = self.settings.cube
         self.variances = coefficient_variances(model) * (1.0 + alpha**2)
-        noise = collaborative.cube_noise(self.variances, n, device)
+        noise = transform.cube_noise(self.variances, n, device)
         eye = torch.eye(len(noise), device=device)
         self.regularised = noise + 1e-5 * float(noise.diagonal().mean()) * eye
         self.constant = 1.0 + 1.0 / alpha**2  # E|n - z / a|^2 per voxel
@@ -198,7 +198,7 @@ class _Stage:
 
     def _pair(self, block: np.ndarray, roles: torch.Tensor, rng) -> _Pair:
         n, device = self.settings.cube, self.device
-        z = self._coloured(rng.standard_normal(block.shape).astype(np.float32))
+        z = coloured(rng.standard_normal(block.shape).astype(np.float32), self.model)
         y = block + self.alpha * z
         guide = collaborative.denoise(y, self.variances, device=device)
         target = block - z / self.alpha
@@ -237,10 +237,3 @@ class _Stage:
         kept = (pair.roles[flat] != IGNORED).to(misfit.dtype)  # a product, not a boolean
         # index: its nonzero and its backward's scatter were a quarter of a step
         return (misfit * kept).sum() / kept.sum().clamp(min=1.0)
-
-    def _coloured(self, z: np.ndarray) -> np.ndarray:
-        """White z given the noise's correlation (circulant on the block)."""
-        if self.model.white:
-            return z
-        spectrum = np.sqrt(psd(self.model, z.shape))
-        return np.fft.ifftn(np.fft.fftn(z) * spectrum).real.astype(np.float32)

@@ -30,10 +30,13 @@ DARK_SIGMAS = 2.0  # MR: voxels whose guide is below this many noise sigmas are 
 _MIN_BRIGHT = 0.05  # ... unless fewer than this fraction of the voxels would be left
 # the probe's stream: a spawned child of seed 0, which no `default_rng(int)` reproduces
 _PROBE_STREAM = np.random.SeedSequence(0, spawn_key=(0x5A7E,))
+# the guide's echo's probe (`guide.echo`): another child, independent of the risk's
+ECHO_STREAM = np.random.SeedSequence(0, spawn_key=(0xEC40,))
 
 
-def probe(shape) -> np.ndarray:
-    """The risk estimate's probe b ~ N(0, I): the same for every stage (a fixed stream).
+def probe(shape, stream: np.random.SeedSequence = _PROBE_STREAM) -> np.ndarray:
+    """The risk estimate's probe b ~ N(0, I): the same for every stage (a fixed stream;
+    `ECHO_STREAM` gives the guide's echo's, independent of it).
 
     The stream is one no `default_rng(int)` gives (`_PROBE_STREAM`): with seed 0, data
     whose noise was drawn from `default_rng(0)` (phantoms, benchmarks) had the noise as
@@ -42,7 +45,7 @@ def probe(shape) -> np.ndarray:
     0.41 against a true 0.11 on a crop of the whole MNI: benchmarks/README.md, issue 22,
     fourteenth session). Drawn in slabs along the first axis (the same numbers as one
     draw of the whole shape, without its float64 copy of the volume)."""
-    rng, out = np.random.default_rng(_PROBE_STREAM), np.empty(shape, dtype=np.float32)
+    rng, out = np.random.default_rng(stream), np.empty(shape, dtype=np.float32)
     rows = max(1, 2**20 // max(1, int(np.prod(shape[1:]))))
     for first in range(0, shape[0], rows):
         out[first : first + rows] = rng.standard_normal(out[first : first + rows].shape)
@@ -153,8 +156,9 @@ def prior_risk(u, prior, change, divergence, roles, model) -> float:
 
 
 def final_sure_terms(
-    u, finals, variances, model, moved_pilot, settings, report=None, device=None, where=None
-):
+    u, finals, variances, model, moved_pilot, settings, report=None, device=None, where=None,
+    echo=None,
+):  # fmt: skip
     """SURE terms of the pair `finals` = W(u; pilot) (`collaborative.bayes`, variant "pair": the
     final stage and its smoother variant), the pilot moved as u moves: p(u + eps b) ~ p + dp.
 
@@ -162,12 +166,13 @@ def final_sure_terms(
     their final weights; how the trained weights themselves change with u is left out
     (it would need refitting). One pass of the pair on the shifted data, under the
     stage's `settings` and over the voxels `where` reaches, as the stage's (elsewhere the
-    stage is its pilot, and so is its change); a list of two term arrays.
+    stage is its pilot, and so is its change), with the stage's `echo` (fixed: how the
+    guide's echo changes with u is of second order); a list of two term arrays.
     """
     eps = EPSILON
     moved = collaborative.bayes(
         shifted(u, eps), moved_pilot, variances, settings=settings, report=report,
-        device=device, variant="pair", where=where,
+        device=device, variant="pair", where=where, echo=echo,
     )  # fmt: skip
     terms = []
     for x, m in zip(finals, moved, strict=True):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dipmed.restoration.guided import collaborative
+from dipmed.restoration.guided import transform
+from dipmed.restoration.guided.collaborative import CollaborativeSettings
 from dipmed.restoration.noise.model import NoiseModel, cube_covariance
 from dipmed.restoration.noise.vst import RicianVST
 
@@ -38,10 +39,10 @@ class Stabiliser:
 
 
 def coefficient_variances(model: NoiseModel):
-    n = collaborative.CollaborativeSettings().cube
+    n = CollaborativeSettings().cube
     if model.white:
         return 1.0
-    return collaborative.coefficient_variances(cube_covariance(model.correlation, n), n)
+    return transform.coefficient_variances(cube_covariance(model.correlation, n), n)
 
 
 def psd(model: NoiseModel, shape) -> np.ndarray:
@@ -52,3 +53,12 @@ def psd(model: NoiseModel, shape) -> np.ndarray:
     for index in np.ndindex(c.shape):
         kernel[tuple(i - lag for i in index)] = c[index]
     return np.abs(np.fft.fftn(kernel))
+
+
+def coloured(z: np.ndarray, model: NoiseModel) -> np.ndarray:
+    """White unit noise `z` given the noise's correlation (circulant on z's grid); z
+    itself for white noise."""
+    if model.white:
+        return z
+    spectrum = np.sqrt(psd(model, z.shape))
+    return np.fft.ifftn(np.fft.fftn(z) * spectrum).real.astype(np.float32)

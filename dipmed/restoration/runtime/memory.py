@@ -16,9 +16,9 @@ rendered (input, stabilised data, guide, its risk terms in float16 and change, t
 done, the change sum, the probe shifted and the two tile renders); FILTER the
 collaborative filter's batches and slab temporaries (they grow with the volume until the
 batch cap) and FILTER_ARRAYS the arrays alive in the last filter stage (input, stabilised
-data, guide and its terms, the pilot, the final stage and its smoother variant, moved
-pilot and shifted input, and the stage's own two padded volumes, two numerators and two
-denominators: the stage and its variant from one matching).
+data, guide and its terms, the pilot, the guide's echo, the final stage and its smoother
+variant, moved pilot and shifted input, and the stage's own three padded volumes, two
+numerators and two denominators: the stage and its variant from one matching).
 
 The coefficients are fitted to peak RSS measurements of fresh processes
 (`benchmarks/memory.py`, the figures in benchmarks/README.md, "Memory plan");
@@ -55,7 +55,8 @@ FIT_ARRAYS = 9.0
 FILTER = 1.2 * GB  # the filter's working set once its batches are full (model 3: fitted
 # to 64^3-160^3, the whole MNI and the whole head CT within -10..+19 %)
 FILTER_PER_VOXEL = 2400.0  # ... and below that (64^3: 0.59 GB)
-FILTER_ARRAYS = 15.0
+FILTER_ARRAYS = 17.0  # 15 measured on model 3; the guide's echo and its padded copy since
+# (issue 22, twenty-first session: the whole MNI re-measured with them)
 # no member fitted (`--quality fast`), measured on the whole MNI (1.28 GB; 1.31 GB since
 # the guide pilots the final stage on its grid) with the filter of issue 22 (matching at
 # the reference corners, 0.5 M-voxel slabs)
