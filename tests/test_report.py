@@ -80,7 +80,9 @@ def test_report_holds_what_downstream_tools_read(denoised_report):
     # text says SURE chose the guide's variant exactly then
     pair = fit["rule"]["member"] == "sure"
     assert fit["rule"]["guide_pair"] == pair and ("SURE kept the" in html) == pair
-    scale = CollaborativeSettings().smooth_scale  # the variant's scale, as the engine ran it
+    # the variant's scale as the engine ran it: with a member, the guide's echo out
+    scale = CollaborativeSettings().smooth_scale_echo
+    assert fit["rule"]["final_echo"] and "the guide's echo of the noise" in html
     assert fit["rule"]["smooth_scale"] == scale and f"covariance x {scale}" in html
 
 
