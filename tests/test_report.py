@@ -82,7 +82,7 @@ def test_report_holds_what_downstream_tools_read(denoised_report):
     assert fit["rule"]["guide_pair"] == pair and ("SURE kept the" in html) == pair
     # the variant's scale as the engine ran it: with a member, the guide's echo out
     scale = CollaborativeSettings().smooth_scale_echo
-    assert fit["rule"]["final_echo"] and "the guide's echo of the noise" in html
+    assert fit["rule"]["final_echo"] and "echo of the noise" in html
     assert fit["rule"]["smooth_scale"] == scale and f"covariance x {scale}" in html
 
 
