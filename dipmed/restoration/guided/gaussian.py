@@ -147,9 +147,14 @@ def _clipped(groups, pilots, echo, noise, white, smooth):
 
 def _eigh(c: torch.Tensor):
     """Batched eigh of symmetric (B, P, P). On a CPU LAPACK takes the batch one matrix at a
-    time on one core: split over the torch threads (1.7x on 2 cores for 64 x 64). A batch
-    float32 cannot resolve is done again in float64."""
-    parts = min(torch.get_num_threads(), len(c)) if c.device.type == "cpu" else 1
+    time on one core: split over the torch threads (1.7x on 2 cores for 64 x 64). On a GPU
+    torch batches eigh only up to 32 x 32 and loops over larger matrices one launch each
+    (pytorch/pytorch#175585): the batch goes to the host and back (unmeasured on a GPU). A
+    batch float32 cannot resolve is done again in float64."""
+    if c.device.type != "cpu":
+        w, v = _eigh(c.cpu())
+        return w.to(c.device), v.to(c.device)
+    parts = min(torch.get_num_threads(), len(c))
     try:
         if parts <= 1:
             return torch.linalg.eigh(c)
