@@ -99,6 +99,8 @@ def test_a_dicom_report_keeps_patient_identifiers_out(tmp_path, capsys):
         capsys, "denoise", series, out, "--report", folder, "--member-steps", "2"
     )
     assert code == 0, stderr
+    rule = json.loads((folder / "report.json").read_text())["fit"]["rule"]
+    assert not rule["final_echo"] and rule["smooth_scale"] == CollaborativeSettings().smooth_scale
     texts = [stdout, stderr] + [p.read_text() for p in folder.iterdir()]
     for token in [*PATIENT.values(), "DOE", "JANE", "1980-02-29", ACCESSION]:
         assert all(token not in text for text in texts), token

@@ -239,10 +239,10 @@ def _risk_rule(g) -> dict:
         "guide_pair": pairs_guide(g.settings),
         "guide_pilots_final": guide_pilots_final(g.settings),
         "step_guide_bayes": _BAYES.step_guide_bayes,  # the guide's grid (voxels)
-        # the final stage's smoother variant's covariance scale, as it ran: with members,
-        # the guide's echo out of the pilot's covariance (`collaborative.bayes`'s echo)
-        "final_echo": bool(g.members),
-        "smooth_scale": _BAYES.smooth_scale_echo if g.members else _BAYES.smooth_scale,
+        # the final stage's smoother variant's covariance scale, as it ran: with members on
+        # MR, the guide's echo out of the pilot's covariance (`collaborative.bayes`'s echo)
+        "final_echo": g.final_echo,
+        "smooth_scale": _BAYES.smooth_scale_echo if g.final_echo else _BAYES.smooth_scale,
         "smooth_scale_guide": _BAYES.smooth_scale_guide,
         "members": g.members,
         "quality": g.settings.quality,

@@ -85,6 +85,12 @@ def _guided(report: dict) -> str:
     )
 
 
+_ECHO = (
+    ", less the covariance of the guide's echo of the noise (its response to a noise probe "
+    "of its own)"
+)
+
+
 def _members(rule: dict, fit: dict, guided: dict) -> str:
     """The deep-prior part of the guided method, as the quality preset ran it."""
     preset = f"Quality preset {rule.get('quality', 'default')}. "
@@ -120,8 +126,7 @@ def _members(rule: dict, fit: dict, guided: dict) -> str:
         f"{fit['iterations'] // max(rule['members'], 1)} Adam steps (learning rate "
         f"{guided['learning_rate']}) {training}; a Bayes stage (a Gaussian model of each "
         f"group of similar cubes, after NL-Bayes) piloted by their mean"
-        f"{anchor}, less the covariance of the guide's echo of the noise (its response to "
-        f"a noise probe of its own), gave the final "
+        f"{anchor}{_ECHO if rule.get('final_echo') else ''}, gave the final "
         f"estimate, and from the same groups its smoother variant (the pilot's covariance "
         f"scaled by {rule.get('smooth_scale', 0.6)}, every group weighted alike). Of the "
         f"input, the guide and the two final estimates, "

@@ -103,8 +103,9 @@ def guided_denoise(
     members = fit_members(u, guide, stabiliser, model, settings, network, seed, context)
     clock.lap("members")
     counted = counted_voxels(guide, stabiliser, model)  # MR: not the air
+    echoed = stabiliser.rician and members.pilot is not None  # the guide's echo out (MR)
     finals = _finals(u, chosen_guide, members, pilot_change, variances, settings, context,
-                     clock, counted)  # fmt: skip
+                     clock, counted, echoed)  # fmt: skip
     del pilot_change
     risks = {"input": model.stabilised_variance, "guide": mean_risk(guide_terms, counted)}
     risks.update({k: mean_risk(t, counted) for k, (_, t) in finals.items()})
@@ -137,6 +138,7 @@ def guided_denoise(
         stage_seconds=clock.laps,
         guide_variant=guide_variant,
         counted_share=share,
+        final_echo=echoed,
     )
 
 
@@ -157,10 +159,14 @@ def _done_with_pilot(members: Members, finals, final, guide, stabiliser, keep):
 
 
 def _finals(u, guide: Guide, members, pilot_change, variances, settings, context, clock,
-            counted):  # fmt: skip
+            counted, echoed: bool):  # fmt: skip
     """Candidate -> (estimate, SURE terms) of the final stage: piloted by the members'
-    mean, the guide's echo out (`guide.echo`), or with no member (`fast`) by the guide on
-    the guide's grid; {} where neither.
+    mean, the guide's echo out where `echoed` (`guide.echo`), or with no member (`fast`)
+    by the guide on the guide's grid; {} where neither.
+
+    The echo is taken out on MR alone: on the CT it gained 0.00-0.02 dB (a crop, the whole
+    head) for 1.2x a crop's time and 1.5x the whole head's; on the MNI +0.06-0.11 dB
+    (benchmarks/README.md, issue 22, twenty-first session).
 
     Exact only within `_AIR_MARGIN` voxels of the `counted` ones (`collaborative.bayes`'s
     `where`): the risks and the choice read those alone, and the rest is MR air (there a
@@ -170,7 +176,7 @@ def _finals(u, guide: Guide, members, pilot_change, variances, settings, context
     wanted = None if counted is None else maximum_filter(counted, size=2 * _AIR_MARGIN + 1)
     model = guide.model
     if members.pilot is not None:
-        heard = echo(u, guide, variances, settings.guide, context)
+        heard = echo(u, guide, variances, settings.guide, context) if echoed else None
         clock.lap("guide's echo")
         return _final_stage(u, members, pilot_change, variances, model, context, clock, wanted,
                             heard)  # fmt: skip

@@ -87,6 +87,7 @@ class GuidedResult:
     stage_seconds: dict = field(default_factory=dict)  # stage -> wall-clock seconds
     guide_variant: str = "plain"  # the guide's Bayes stage: "plain" or "smooth" (by SURE)
     counted_share: float = 1.0  # the share of the voxels the risks average (MR: not the air)
+    final_echo: bool = False  # the final stage took the guide's echo out of its covariance
 
     @property
     def members(self) -> int:
