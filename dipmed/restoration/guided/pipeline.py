@@ -20,11 +20,12 @@ Arrays in, arrays out (image units). Steps:
    the members' mean ("final": each group of similar cubes a Gaussian whose covariance
    is the members' mean's; recorrupted members' mean takes the guide's local mean, which
    their loss does not see: `ensemble.anchored`; the mean itself, "prior", is kept for
-   benchmarks only), less the covariance of the guide's echo of the noise (its response
-   to a probe of its own, `guide.echo`: the pilot echoes u's noise and over-states the
-   signal's covariance by it; negative eigenvalues clipped), with its smoother variant
-   from the same matching ("smooth": that covariance x 0.8, flat weights; better on
-   smooth anatomy seen through a PSF, worse on voxel-sharp edges).
+   benchmarks only), on MR less the covariance of the guide's echo of the noise (its
+   response to a probe of its own, `guide.echo`: the pilot echoes u's noise and
+   over-states the signal's covariance by it; negative eigenvalues clipped), with its
+   smoother variant from the same matching ("smooth": that covariance x 0.8, x 0.6 without
+   the echo; flat weights; better on smooth anatomy seen through a PSF, worse on
+   voxel-sharp edges).
    With no member (`fast`), the guide pilots that stage, on the guide's 3-voxel grid (no
    echo out; its smoother variant x 0.6).
    MR air farther than a few voxels from what the risks count is left to the pilot
@@ -176,8 +177,10 @@ def _finals(u, guide: Guide, members, pilot_change, variances, settings, context
     wanted = None if counted is None else maximum_filter(counted, size=2 * _AIR_MARGIN + 1)
     model = guide.model
     if members.pilot is not None:
-        heard = echo(u, guide, variances, settings.guide, context) if echoed else None
-        clock.lap("guide's echo")
+        heard = None
+        if echoed:
+            heard = echo(u, guide, variances, settings.guide, context)
+            clock.lap("guide's echo")
         return _final_stage(u, members, pilot_change, variances, model, context, clock, wanted,
                             heard)  # fmt: skip
     if guide_pilots_final(settings):
