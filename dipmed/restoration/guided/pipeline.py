@@ -108,12 +108,8 @@ def guided_denoise(
     finals = _finals(u, chosen_guide, members, pilot_change, variances, settings, context,
                      clock, counted, echoed)  # fmt: skip
     del pilot_change
-    risks = {"input": model.stabilised_variance, "guide": mean_risk(guide_terms, counted)}
-    risks.update({k: mean_risk(t, counted) for k, (_, t) in finals.items()})
+    risks, chosen = _choice(model, guide_terms, finals, counted, members.risk)
     share = 1.0 if counted is None else float(counted.mean())
-    chosen = min(risks, key=risks.get)
-    if members.risk is not None:  # logged beside the candidates' (benchmarks, report), not one
-        risks["prior"] = members.risk
     final = finals.get(chosen, finals.get("final", (None, None)))[0]
     kept = _done_with_pilot(members, finals, final, guide, stabiliser, context.candidates)
     estimate, terms = {"input": (u, None), "guide": (guide, guide_terms), **finals}[chosen]
@@ -141,6 +137,18 @@ def guided_denoise(
         counted_share=share,
         final_echo=echoed,
     )
+
+
+def _choice(model, guide_terms, finals, counted, members_risk: float | None):
+    """(every candidate's risk over the `counted` voxels, the lowest's name): the input's
+    is the noise variance; the members' mean's (`members_risk`) is logged beside them
+    (benchmarks, report), not a candidate."""
+    risks = {"input": model.stabilised_variance, "guide": mean_risk(guide_terms, counted)}
+    risks.update({k: mean_risk(t, counted) for k, (_, t) in finals.items()})
+    chosen = min(risks, key=risks.get)
+    if members_risk is not None:
+        risks["prior"] = members_risk
+    return risks, chosen
 
 
 def _done_with_pilot(members: Members, finals, final, guide, stabiliser, keep):
