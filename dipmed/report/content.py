@@ -242,7 +242,7 @@ def _risk_rule(g) -> dict:
         # the final stage's smoother variant's covariance scale, as it ran: with members on
         # MR, the guide's echo out of the pilot's covariance (`collaborative.bayes`'s echo)
         "final_echo": g.final_echo,
-        "smooth_scale": _BAYES.smooth_scale_echo if g.final_echo else _BAYES.smooth_scale,
+        "smooth_scale": _BAYES.variant_scale(g.final_echo),
         "smooth_scale_guide": _BAYES.smooth_scale_guide,
         "members": g.members,
         "quality": g.settings.quality,

@@ -71,6 +71,11 @@ class CollaborativeSettings:
     smooth_scale_echo: float = 0.8  # ... a Bayes stage's with its pilot's echo out (`bayes`'s
     # `echo`): the covariance no longer over-states the signal's, less to scale away
 
+    def variant_scale(self, echo: bool) -> float:
+        """The smoother variant's covariance scale of a piloted Bayes stage, with or
+        without its pilot's echo out."""
+        return self.smooth_scale_echo if echo else self.smooth_scale
+
 
 # The final stage (piloted by the members, or in `fast` by the guide) and the recorrupted
 # member's training through it: one setting, so the member learns the stage it pilots
@@ -210,7 +215,7 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     t, dk = cube_transform(n).to(device), dct_matrix(k).to(device)
     if model in ("bayes", "pair", "smooth"):  # S, and s where S = s I
         noise, white = cube_noise(var, n, device), float(var[0]) if _flat(var) else None
-    scale = settings.smooth_scale if echo is None else settings.smooth_scale_echo
+    scale = settings.variant_scale(echo is not None)
     smooth = gaussian.series(scale) if model in ("pair", "smooth") else None
     axis = aggregation.axis_window(n, settings.window).to(device)
     offsets = matching.cube_offsets(padded.shape, n).to(device)
