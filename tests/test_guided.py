@@ -173,9 +173,9 @@ def test_the_collaborative_guide_beats_the_noisy_input_and_gaussian_smoothing(br
 
 def test_the_bayes_stage_restores_white_and_coloured_noise_and_is_linear_in_the_data(brain):
     """The Bayes stage (a Gaussian model per group) improves on a hard-thresholding pilot
-    (the guide's stage 1: BM4D's groups of 16 at 2.7 stds), and for a fixed pilot it is
-    linear in the data: the final stage's risk estimate moves it by a finite difference
-    and its divergence is that of a linear map."""
+    (the guide's stage 1: BM4D's groups of 16 at 2.7 stds), and for a fixed pilot,
+    without its homogeneous-area blend (which reads the data's spread), it is linear in
+    the data."""
     sigma = 0.08 * brain.max()
     rng = np.random.default_rng(5)
     noisy = brain + rng.normal(0, sigma, brain.shape).astype(np.float32)
@@ -184,8 +184,10 @@ def test_the_bayes_stage_restores_white_and_coloured_noise_and_is_linear_in_the_
     assert _psnr(restored, brain) > _psnr(pilot, brain) + 0.5
     assert _psnr(restored, brain) > _psnr(noisy, brain) + 6.0
     probe = rng.normal(0, sigma, brain.shape).astype(np.float32)
-    moved = collaborative.bayes(noisy + probe, pilot, sigma**2) - restored
-    alone = collaborative.bayes(probe, pilot, sigma**2)
+    linear = collaborative.CollaborativeSettings(homogeneous=None)
+    moved = collaborative.bayes(noisy + probe, pilot, sigma**2, settings=linear)
+    moved -= collaborative.bayes(noisy, pilot, sigma**2, settings=linear)
+    alone = collaborative.bayes(probe, pilot, sigma**2, settings=linear)
     assert np.abs(moved - alone).max() < 1e-3 * np.abs(alone).max()
     kernel = np.ones((2, 2, 2))  # coloured: white noise box-filtered, rescaled to sigma
     colour = convolve(rng.normal(0, 1, brain.shape), kernel, mode="wrap") / np.sqrt(8.0)
@@ -232,7 +234,7 @@ def test_the_bayes_pair_is_the_stage_and_its_scaled_covariance_variant(brain, mo
     """`bayes(variant="pair")` from one matching: its first estimate is `bayes`'s, bit for bit; its
     second is the stage with the pilot's covariance x l (`smooth_scale`) and flat weights
     (computed here by a second Cholesky of l C + S), its gain's series within 1 % of the variant's
-    change; for a fixed pilot both are linear in the data."""
+    change; for a fixed pilot, without the homogeneous-area blend, both are linear in the data."""
     sigma = 0.08 * brain.max()
     rng = np.random.default_rng(5)
     noisy = brain + rng.normal(0, sigma, brain.shape).astype(np.float32)
@@ -241,12 +243,13 @@ def test_the_bayes_pair_is_the_stage_and_its_scaled_covariance_variant(brain, mo
     plain = collaborative.bayes(noisy, pilot, sigma**2)
     assert np.array_equal(first, plain)
 
-    def scaled(groups, pilots, noise, white=None, echo=None):  # the variant, exactly
-        scale = collaborative.CollaborativeSettings().smooth_scale
+    def scaled(groups, pilots, noise, white=None, smooth=None, echo=None, homogeneous=None):
+        scale = collaborative.CollaborativeSettings().smooth_scale  # the variant, exactly
         centred = (pilots - pilots.mean(dim=1, keepdim=True)) * np.sqrt(scale)
         mean = groups.mean(dim=1, keepdim=True)
         gain = gaussian.gain_of(centred, noise, white)
-        return mean + (groups - mean) @ gain, torch.ones(len(groups))
+        out = (mean + (groups - mean) @ gain, torch.ones(len(groups)))
+        return gaussian._flattened(groups, noise, homogeneous, out)  # the stage's blend too
 
     monkeypatch.setattr(gaussian, "estimate", scaled)
     exact = collaborative.bayes(noisy, pilot, sigma**2)
@@ -254,9 +257,10 @@ def test_the_bayes_pair_is_the_stage_and_its_scaled_covariance_variant(brain, mo
     assert np.abs(variant - exact).max() < 0.01 * np.abs(exact - plain).max()
     assert np.abs(variant - plain).mean() > 0.01 * sigma  # a variant, not the stage again
     probe = rng.normal(0, sigma, brain.shape).astype(np.float32)
-    moved = collaborative.bayes(noisy + probe, pilot, sigma**2, variant="pair")
-    alone = collaborative.bayes(probe, pilot, sigma**2, variant="pair")
-    for m, x, a in zip(moved, (first, variant), alone, strict=True):
+    linear = collaborative.CollaborativeSettings(homogeneous=None)  # without the blend
+    pair = [collaborative.bayes(x, pilot, sigma**2, variant="pair", settings=linear)
+            for x in (noisy + probe, noisy, probe)]  # fmt: skip
+    for m, x, a in zip(*pair, strict=True):
         assert np.abs(m - x - a).max() < 1e-3 * np.abs(a).max()
 
 

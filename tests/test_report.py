@@ -84,6 +84,8 @@ def test_report_holds_what_downstream_tools_read(denoised_report):
     scale = CollaborativeSettings().smooth_scale_echo
     assert fit["rule"]["final_echo"] and "echo of the noise" in html
     assert fit["rule"]["smooth_scale"] == scale and f"covariance x {scale}" in html
+    low, high = CollaborativeSettings().homogeneous  # flat groups their mean, said and kept
+    assert fit["rule"]["homogeneous"] == [low, high] and f"under {low} noise standard" in html
 
 
 def test_a_dicom_report_keeps_patient_identifiers_out(tmp_path, capsys):

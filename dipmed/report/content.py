@@ -244,6 +244,8 @@ def _risk_rule(g) -> dict:
         "final_echo": g.final_echo,
         "smooth_scale": _BAYES.variant_scale(g.final_echo),
         "smooth_scale_guide": _BAYES.smooth_scale_guide,
+        # the Bayes stages' homogeneous-area band (noise stds): flat groups their mean
+        "homogeneous": None if _BAYES.homogeneous is None else list(_BAYES.homogeneous),
         "members": g.members,
         "quality": g.settings.quality,
         "member": g.settings.member,

@@ -75,13 +75,26 @@ def _guided(report: dict) -> str:
         f"{noise['sigma']:.4g} {noise['units']}"
         f"{' (spatially correlated)' if rule['noise_correlated'] else ''}, came from {where}; "
         f"the data were stabilised by {stabilise}. A non-local guide was computed by {guide}. "
-        f"{_members(rule, fit, guided)}"
+        f"{_homogeneous(rule)}{_members(rule, fit, guided)}"
         f"the one with the lowest SURE was returned: {rule['chosen']} (SURE per voxel "
         f"{rule['risk_' + rule['chosen']]:.3f}"
         f"{' over the voxels that are not air' if rule.get('counted_share', 1.0) < 1.0 else ''}"
         f"; the input scores {rule['risk_input']:.3f}, its noise variance). Random seed "
         f"{config['seed']}; {fit['seconds']:.1f} s on {fit['device']} (PyTorch "
         f"{versions['torch']}, MONAI {versions['monai']})."
+    )
+
+
+def _homogeneous(rule: dict) -> str:
+    """The Bayes stages' homogeneous-area test, where one ran (BM4D as the guide: the final
+    stage's alone, where members pilot one)."""
+    band, ours = rule.get("homogeneous"), rule["guide"] == "collaborative"
+    if not band or not (ours or rule["members"]):
+        return ""
+    return (
+        f"In {'each' if ours else 'the final'} Bayes stage a group whose noisy values spread "
+        f"about their mean by under {band[0]} noise standard deviations was taken as that "
+        f"mean (NL-Bayes's homogeneous areas), blended into its Gaussian estimate up to {band[1]}. "
     )
 
 

@@ -20,7 +20,9 @@ from the paper's description, for Gaussian noise of known (possibly coloured) sp
 Imaging Sci. 2013): each group of `group_bayes` cubes is a Gaussian whose covariance C is
 that of the pilot's cubes (their own basis instead of the fixed DCT) and whose mean m is
 that of the noisy cubes; each cube's estimate is m + C (C + S)^-1 (y - m), S the noise
-covariance of a cube. It is linear in the noisy volume for a fixed pilot.
+covariance of a cube. It is linear in the noisy volume for a fixed pilot, but for its
+homogeneous-area blend: a group whose noisy values spread about their one mean by no more
+than the noise is moved towards that mean (`homogeneous`, `gaussian`).
 
 The smoother variant of a Bayes stage (`bayes`'s and `denoise`'s `variant`), from the same
 matching: the pilot's covariance x l (`smooth_scale`, the guide's `smooth_scale_guide`: a
@@ -70,6 +72,10 @@ class CollaborativeSettings:
     # the noisier hard-thresholded volume)
     smooth_scale_echo: float = 0.8  # ... a Bayes stage's with its pilot's echo out (`bayes`'s
     # `echo`): the covariance no longer over-states the signal's, less to scale away
+    homogeneous: tuple[float, float] | None = (0.9, 1.0)  # a Bayes stage's homogeneous-area
+    # test: a group whose noisy values spread by under the first many noise stds about
+    # their mean is that mean, over the second the Bayes estimate, a blend between
+    # (`gaussian`); None: off
 
     def variant_scale(self, echo: bool) -> float:
         """The smoother variant's covariance scale of a piloted Bayes stage, with or
@@ -159,9 +165,10 @@ def bayes(
     echo: np.ndarray | None = None,
 ):
     """Stage 2 by a Gaussian model of each group (NL-Bayes): groups matched on `pilot`,
-    their covariance from the pilot's cubes, their mean from `noisy` (linear in noisy).
+    their covariance from the pilot's cubes, their mean from `noisy` (linear in noisy but
+    for the homogeneous-area blend, `settings.homogeneous`).
     `variant` as `denoise`'s, at `smooth_scale`: "pair" gives (the stage, its smoother
-    variant) from one matching, both linear in noisy for a fixed pilot.
+    variant) from one matching.
 
     `where` (boolean, the volume's shape): the voxels wanted. Reference cubes whose group
     cannot reach one of them (none within the search radius of the cube) are skipped, so
@@ -235,18 +242,15 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
                 cubes, weight = shrinkage.hard_threshold(
                     values[flat], dk, t, var, settings.threshold
                 )
-            elif smooth is not None:
-                cubes, weight, variant = gaussian.estimate(
-                    values[flat], pilot[flat], noise, white, smooth=smooth, echo=_at(echo, flat)
+            elif model != "wiener":
+                cubes, weight, variant = _bayes_cubes(
+                    values, pilot, flat, noise, white, smooth, _at(echo, flat), settings.homogeneous
                 )
-                sums[-1].add(chunk, flat, variant, None)  # flat weights
-                del variant
+                if variant is not None:
+                    sums[-1].add(chunk, flat, variant, None)  # flat weights
+                    del variant
                 if model == "smooth":
                     continue
-            elif model == "bayes":
-                cubes, weight = gaussian.estimate(
-                    values[flat], pilot[flat], noise, white, echo=_at(echo, flat)
-                )
             else:
                 cubes, weight = shrinkage.wiener(values[flat], pilot[flat], dk, t, var)
             sums[0].add(chunk, flat, cubes, weight)
@@ -256,6 +260,14 @@ def _stage(y, match_on, var, settings: CollaborativeSettings, *, pilot, report, 
     del padded, pad, pilot, values, echo  # the volume's copies count at the peak: freed first
     out = (s.result(fallback).reshape(shape) for s in sums)
     return tuple(matching.unpad(x, y.shape).contiguous() for x in out)
+
+
+def _bayes_cubes(values, pilot, flat, noise, white, smooth, echo, homogeneous):
+    """A chunk's groups (voxel indices `flat`) by `gaussian.estimate`: (estimates, weights,
+    the smoother variant's estimates or None)."""
+    out = gaussian.estimate(values[flat], pilot[flat], noise, white, smooth=smooth, echo=echo,
+                            homogeneous=homogeneous)  # fmt: skip
+    return out if smooth is not None else (*out, None)
 
 
 def _padded(y, match_on, pilot, echo, n: int):

@@ -18,6 +18,13 @@ pilot's, C is the pilot's covariance less the echo's, its negative eigenvalues s
 come from the eigenvectors of the whitened C, S^-1/2 C S^-1/2 = V w V^T:
 A^-1 C = S^-1/2 V (w / (w + 1)) V^T S^1/2, and l C's exactly, l w / (l w + 1), no series
 (`_clipped`; benchmarks/README.md, issue 22, twenty-first session).
+
+A group whose noisy values spread about their one mean by no more than the noise is a flat
+region seen through noise (NL-Bayes's homogeneous-area test, Lebrun, Buades, Morel 2013):
+its covariance, read from 64 cubes, is mostly the sampling's. Its cubes are that mean,
+blended back into the Bayes estimate as the spread grows from `homogeneous`'s first value
+to its second (noise stds; a blend, not a cut, so the risk's finite difference sees a
+continuous estimate: `_flattened`; benchmarks/README.md, issue 22, twenty-second session).
 """
 
 from __future__ import annotations
@@ -50,7 +57,8 @@ def _series_error(scale: float, n: int) -> float:
     return (1.0 - scale) ** (n + 1) / scale * worst
 
 
-def estimate(groups, pilots, noise, white: float | None = None, *, smooth=None, echo=None):
+def estimate(groups, pilots, noise, white: float | None = None, *, smooth=None, echo=None,
+             homogeneous: tuple[float, float] | None = None):  # fmt: skip
     """Groups -> estimates under a Gaussian model of the group: x = m + (y - m) A^-1 C
     (rows), C the pilot cubes' covariance, A = C + S, m the noisy cubes' mean; weighted by
     the inverse of the estimate's noise variance, trace(G S G^T) with G = C A^-1 (white
@@ -61,9 +69,16 @@ def estimate(groups, pilots, noise, white: float | None = None, *, smooth=None, 
     docstring), its weights flat; returns (estimates, weights, variant's estimates).
 
     `echo` (the echo's cubes, as `pilots`): C less the echo's covariance (the module
-    docstring)."""
+    docstring). `homogeneous` (low, high): flat groups towards their mean (`_flattened`)."""
     if echo is not None:
-        return _clipped(groups, pilots, echo, noise, white, smooth)
+        out = _clipped(groups, pilots, echo, noise, white, smooth)
+    else:
+        out = _estimate(groups, pilots, noise, white, smooth)
+    return _flattened(groups, noise, homogeneous, out)
+
+
+def _estimate(groups, pilots, noise, white, smooth):
+    """`estimate` by Cholesky, no echo."""
     gain = gain_of(pilots - pilots.mean(dim=1, keepdim=True), noise, white)  # A^-1 C = G^T
     mean = groups.mean(dim=1, keepdim=True)
     if white is not None:
@@ -80,6 +95,28 @@ def estimate(groups, pilots, noise, white: float | None = None, *, smooth=None, 
         total = torch.baddbmm(shrunk, total, gain, alpha=1.0 - scale)
     variant = total.mul_(scale).add_(mean)
     return shrunk.add_(mean), weight, variant
+
+
+def _flattened(groups, noise, homogeneous: tuple[float, float] | None, out: tuple) -> tuple:
+    """`out` (estimates, weight[, variant]) with each group's cubes moved towards the group's
+    one mean by a = (high^2 - r) / (high^2 - low^2) clipped to [0, 1], r the variance of its
+    noisy values about that mean over the mean noise variance of a voxel: all the way at
+    a spread under `low` noise stds, not at all above `high` (None: off). The weights stay."""
+    if homogeneous is None:
+        return out
+    low, high = homogeneous
+    # per cube, then per group: short rows, summed in the same order whatever the batch (a
+    # reduction of a group's 4096 values at once was split over threads in small batches)
+    mean = groups.mean(dim=2, keepdim=True).mean(dim=1, keepdim=True)
+    spread = (groups - mean).square_().mean(dim=2).mean(dim=1) / float(noise.diagonal().mean())
+    share = spread.neg_().add_(high**2).div_(high**2 - low**2).clamp_(0.0, 1.0)
+    moved = share > 0
+    if not bool(moved.any()):
+        return out
+    share, level = share[moved][:, None, None], mean[moved]
+    for cubes in out[::2]:  # the estimates and the variant's, not the weights
+        cubes[moved] = torch.lerp(cubes[moved], level.expand_as(cubes[moved]), share)
+    return out
 
 
 def gain_of(centred: torch.Tensor, noise: torch.Tensor, white: float | None = None) -> torch.Tensor:
