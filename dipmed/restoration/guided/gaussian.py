@@ -106,16 +106,17 @@ def _flattened(groups, noise, homogeneous: tuple[float, float] | None, out: tupl
         return out
     low, high = homogeneous
     # per cube, then per group: short rows, summed in the same order whatever the batch (a
-    # reduction of a group's 4096 values at once was split over threads in small batches)
+    # reduction of a group's 4096 values at once was split over threads in small batches);
+    # the spread as the mean square less the squared mean: no centred copy of the groups
     mean = groups.mean(dim=2, keepdim=True).mean(dim=1, keepdim=True)
-    spread = (groups - mean).square_().mean(dim=2).mean(dim=1) / float(noise.diagonal().mean())
+    spread = groups.square().mean(dim=2).mean(dim=1).sub_(mean.square().flatten())
+    spread /= float(noise.diagonal().mean())
     share = spread.neg_().add_(high**2).div_(high**2 - low**2).clamp_(0.0, 1.0)
-    moved = share > 0
-    if not bool(moved.any()):
+    if not bool((share > 0).any()):
         return out
-    share, level = share[moved][:, None, None], mean[moved]
-    for cubes in out[::2]:  # the estimates and the variant's, not the weights
-        cubes[moved] = torch.lerp(cubes[moved], level.expand_as(cubes[moved]), share)
+    share = share[:, None, None]
+    for cubes in out[::2]:  # the estimates and the variant's, not the weights: in place,
+        cubes.lerp_(mean.expand_as(cubes), share)  # exact at shares 0 and 1 (no gather)
     return out
 
 

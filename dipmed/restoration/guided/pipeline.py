@@ -7,7 +7,7 @@ Arrays in, arrays out (image units). Steps:
 2. Guide g: two-stage collaborative filtering (`collaborative`; with no member or SURE
    members, of its Bayes stage and that stage's smoother variant the one of lower SURE:
    `guide`), or BM4D when asked for and installed (non-commercial licence: never the
-   default).
+   default). Each Bayes stage takes a flat group (noise about one level) as its mean.
 3. Deep prior members: x = g + f_theta(u) (flipped per member, seeded per member), f a
    MONAI BasicUNet that sees u. By default (`recorrupted`) each is trained as the final
    stage's pilot: the misfit to u - z / a of that stage run on u + a z (Pang et al., CVPR
