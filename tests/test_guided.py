@@ -587,7 +587,9 @@ def test_a_recorrupted_member_pilots_the_final_stage_better_than_the_guide():
     checked = np.isfinite(curves[:, 1])  # the held-out pair: every 4th step and the last
     assert np.isfinite(curves[:, 0]).all() and np.flatnonzero(checked).tolist() == [3, 7, 11, 15]
     by_guide, by_member = (collaborative.bayes(u, p, 1.0) for p in (guide, pilot))
-    assert _psnr(by_member, clean) > _psnr(by_guide, clean) + 0.1
+    # +0.10 dB here: the stage's homogeneous-area blend takes this phantom's flat regions to
+    # their mean whichever the pilot (it was +0.1 and more before the blend)
+    assert _psnr(by_member, clean) > _psnr(by_guide, clean) + 0.05
     stage = recorrupted._Stage(white, 1.0, torch.device("cpu"))
     U, H = torch.from_numpy(u)[None, None], torch.zeros((1, 1, *u.shape), dtype=torch.uint8)
     first, again = (stage.pairs(U, H, 64, 2, 5) for _ in "ab")
