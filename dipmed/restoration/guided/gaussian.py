@@ -29,9 +29,6 @@ continuous estimate: `_flattened`; benchmarks/README.md, issue 22, twenty-second
 
 from __future__ import annotations
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
-
 import torch
 
 SERIES_TOLERANCE = 0.002  # the variant's gain: products until its relative error is below
@@ -184,29 +181,22 @@ def _clipped(groups, pilots, echo, noise, white, smooth):
 
 
 def _eigh(c: torch.Tensor):
-    """Batched eigh of symmetric (B, P, P). On a CPU LAPACK takes the batch one matrix at a
-    time on one core: split over the torch threads (1.7x on 2 cores for 64 x 64). On a GPU
-    torch batches eigh only up to 32 x 32 and loops over larger matrices one launch each
-    (pytorch/pytorch#175585): the batch goes to the host and back (unmeasured on a GPU). A
-    batch float32 cannot resolve is done again in float64."""
+    """Batched eigh of symmetric (B, P, P), on the host: on a GPU torch batches eigh only
+    up to 32 x 32 and loops over larger matrices one launch each (pytorch/pytorch#175585),
+    so the batch goes to the host and back (unmeasured on a GPU). On a CPU LAPACK takes the
+    batch one matrix at a time; split over a pool of threads it was no faster on this
+    2-core machine, and while the pool's threads lived every later OpenMP region of the
+    process ran slower (LAPACK on the main thread 2.4x, a second crop's run 1.3x: one
+    process, several runs) (benchmarks/README.md, issue 22, twenty-third session). A batch
+    float32 cannot resolve is done again in float64."""
     if c.device.type != "cpu":
         w, v = _eigh(c.cpu())
         return w.to(c.device), v.to(c.device)
-    parts = min(torch.get_num_threads(), len(c))
     try:
-        if parts <= 1:
-            return torch.linalg.eigh(c)
-        done = list(_pool(parts).map(torch.linalg.eigh, c.chunk(parts)))
-        return torch.cat([w for w, _ in done]), torch.cat([v for _, v in done])
+        return torch.linalg.eigh(c)
     except torch.linalg.LinAlgError:
         w, v = torch.linalg.eigh(c.double())
         return w.to(c.dtype), v.to(c.dtype)
-
-
-@functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """Threads kept for `_eigh` (a new pool per batch cost as much as it saved)."""
-    return ThreadPoolExecutor(workers, thread_name_prefix="dipmed-eigh")
 
 
 def _whitening(noise: torch.Tensor, white: float | None):
