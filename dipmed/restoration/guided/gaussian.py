@@ -182,13 +182,11 @@ def _clipped(groups, pilots, echo, noise, white, smooth):
 
 def _eigh(c: torch.Tensor):
     """Batched eigh of symmetric (B, P, P), on the host: on a GPU torch batches eigh only
-    up to 32 x 32 and loops over larger matrices one launch each (pytorch/pytorch#175585),
-    so the batch goes to the host and back (unmeasured on a GPU). On a CPU LAPACK takes the
-    batch one matrix at a time; split over a pool of threads it was no faster on this
-    2-core machine, and while the pool's threads lived every later OpenMP region of the
-    process ran slower (LAPACK on the main thread 2.4x, a second crop's run 1.3x: one
-    process, several runs) (benchmarks/README.md, issue 22, twenty-third session). A batch
-    float32 cannot resolve is done again in float64."""
+    up to 32 x 32 and loops over larger matrices one launch each (pytorch/pytorch#175585;
+    unmeasured on a GPU). On a CPU in the calling thread: a pool of threads was no faster
+    on 2 cores and slowed the process's later OpenMP work while it lived
+    (benchmarks/README.md, issue 22, twenty-third session). A batch float32 cannot resolve
+    is done again in float64."""
     if c.device.type != "cpu":
         w, v = _eigh(c.cpu())
         return w.to(c.device), v.to(c.device)
